@@ -1,0 +1,100 @@
+"""Checkpoints: written atomically, loaded as data only (``weights_only=True``), checked on load.
+
+A checkpoint is a dict with at least ``config`` (the resolved config as nested dicts), ``stage``
+("pretrain" or "gan") and ``generator`` (a state dict). The trainer adds what it needs to resume:
+discriminator, optimizers, schedulers, scaler, EMA, epoch, step, RNG states.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pix2color.errors import CheckpointError
+
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("format_version", "config", "stage", "generator")
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
+    """Write ``state`` to ``path`` through a temp file in the same folder, then rename it.
+
+    A failed write (disk full, interrupted) leaves any previous file at ``path`` untouched.
+
+    Raises:
+        CheckpointError: the write failed; the message names the file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save({"format_version": FORMAT_VERSION, **state}, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except OSError as exc:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise CheckpointError(
+            f"could not write checkpoint {path} ({exc.strerror or exc}); the previous checkpoint there is intact."
+        ) from exc
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a pix2color checkpoint as plain data; never runs code stored in it.
+
+    Raises:
+        CheckpointError: missing, truncated, unsafe (pickled code) or not a pix2color checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; pass a .pt file from RUN_DIR/checkpoints.")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"checkpoint {path} was refused: it holds Python objects other than tensors and plain data "
+            "(possibly code), so it was not loaded; use a checkpoint written by pix2color."
+        ) from exc
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or not a PyTorch file ({type(exc).__name__}); "
+            "use another checkpoint, such as RUN_DIR/checkpoints/best.pt."
+        ) from exc
+    missing = [key for key in REQUIRED_KEYS if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise CheckpointError(f"{path} is not a pix2color checkpoint (missing {', '.join(missing)}).")
+    return state
+
+
+def load_weights(module: nn.Module, state_dict: dict[str, torch.Tensor], what: str, path: str | Path) -> None:
+    """Load ``state_dict`` into ``module`` strictly, turning a mismatch into one clear line.
+
+    Raises:
+        CheckpointError: names the checkpoint, the part and the first mismatching keys or shapes.
+    """
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    wrong_shape = [k for k in own if k in state_dict and own[k].shape != state_dict[k].shape]
+    if missing or unexpected or wrong_shape:
+        detail = "; ".join(
+            f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+            for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape))
+            if keys
+        )
+        raise CheckpointError(
+            f"checkpoint {path}: its {what} weights do not fit this architecture ({detail}); "
+            "it was trained with another model config."
+        )
+    module.load_state_dict(state_dict)

@@ -1,0 +1,113 @@
+"""The only module that knows Lab and LUV: batched RGB <-> (L, chroma) on any device, with kornia.
+
+The generator sees L scaled to [-1, 1] and predicts the two chroma channels (ab for Lab, uv for LUV)
+scaled to about [-1, 1]. Both directions run in float32 with autocast off, whatever the caller's
+precision, because the colour transforms are sensitive to rounding and cost little next to the model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import kornia.color
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class _Space:
+    """How one colour space maps to the normalised (L, chroma) the model sees."""
+
+    to_space: object  # kornia RGB -> (L, c1, c2) on (B, 3, H, W)
+    from_space: object  # kornia (L, c1, c2) -> RGB
+    chroma_center: tuple[float, float]
+    chroma_scale: tuple[float, float]
+
+
+# Chroma centres and scales map the range that the sRGB cube reaches to [-1, 1]:
+# Lab a in [-86.2, 98.2], b in [-107.9, 94.5]; LUV u in [-83.1, 175.0], v in [-134.1, 107.4].
+SPACES = {
+    "lab": _Space(kornia.color.rgb_to_lab, kornia.color.lab_to_rgb, (0.0, 0.0), (110.0, 110.0)),
+    "luv": _Space(kornia.color.rgb_to_luv, kornia.color.luv_to_rgb, (46.0, -13.5), (129.5, 121.0)),
+}
+L_CENTER = 50.0  # L is 0..100 in both spaces
+L_SCALE = 50.0
+
+
+def rgb_to_l_chroma(rgb: Tensor, space: str = "lab") -> tuple[Tensor, Tensor]:
+    """Split RGB images into normalised lightness and chroma.
+
+    Args:
+        rgb: (B, 3, H, W), uint8 in 0..255 or float in [0, 1].
+        space: "lab" or "luv".
+
+    Returns:
+        L: (B, 1, H, W) in [-1, 1]; chroma: (B, 2, H, W), about [-1, 1].
+    """
+    spec = _space(space)
+    _check_images(rgb, 3, "rgb")
+    with _full_precision(rgb):
+        lab = spec.to_space(_as_float(rgb))
+        center, scale = _chroma_constants(spec, lab)
+        return (lab[:, :1] - L_CENTER) / L_SCALE, (lab[:, 1:] - center) / scale
+
+
+def l_chroma_to_rgb(lightness: Tensor, chroma: Tensor, space: str = "lab") -> Tensor:
+    """Join normalised lightness and chroma back into RGB.
+
+    Args:
+        lightness: (B, 1, H, W) in [-1, 1].
+        chroma: (B, 2, H, W), normalised as :func:`rgb_to_l_chroma` returns it.
+        space: "lab" or "luv".
+
+    Returns:
+        (B, 3, H, W) float32 RGB clipped to [0, 1].
+    """
+    spec = _space(space)
+    _check_images(lightness, 1, "lightness")
+    _check_images(chroma, 2, "chroma")
+    with _full_precision(lightness):
+        lightness, chroma = lightness.float(), chroma.float()
+        center, scale = _chroma_constants(spec, chroma)
+        lab = torch.cat([lightness * L_SCALE + L_CENTER, chroma * scale + center], dim=1)
+        return spec.from_space(lab).clamp(0, 1)
+
+
+def rgb_to_lightness(rgb: Tensor, space: str = "lab") -> Tensor:
+    """Normalised lightness alone: (B, 3, H, W) RGB -> (B, 1, H, W) in [-1, 1]."""
+    return rgb_to_l_chroma(rgb, space)[0]
+
+
+def to_uint8(rgb: Tensor) -> Tensor:
+    """Float RGB in [0, 1] -> uint8 in 0..255, rounding to nearest."""
+    return (rgb.float().clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def _as_float(rgb: Tensor) -> Tensor:
+    return rgb.float() / 255 if rgb.dtype == torch.uint8 else rgb.float()
+
+
+def _space(name: str) -> _Space:
+    if name not in SPACES:
+        raise ValueError(f"unknown colour space '{name}'; valid: {', '.join(SPACES)}")
+    return SPACES[name]
+
+
+def _chroma_constants(spec: _Space, like: Tensor) -> tuple[Tensor, Tensor]:
+    center = torch.tensor(spec.chroma_center, device=like.device, dtype=torch.float32).view(1, 2, 1, 1)
+    scale = torch.tensor(spec.chroma_scale, device=like.device, dtype=torch.float32).view(1, 2, 1, 1)
+    return center, scale
+
+
+def _check_images(x: Tensor, channels: int, name: str) -> None:
+    if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != channels:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be a (B, {channels}, H, W) tensor, got {shape}")
+
+
+def _full_precision(like: Tensor) -> contextlib.AbstractContextManager:
+    """Autocast off on the tensor's device, so kornia's transforms run in float32."""
+    if like.device.type in ("cpu", "cuda"):
+        return torch.autocast(like.device.type, enabled=False)
+    return contextlib.nullcontext()

@@ -1,0 +1,302 @@
+"""Nested dataclass config: the only place defaults live.
+
+``load_config(path, overrides)`` reads a YAML file from ``configs/``, applies dotted ``--set``
+overrides (``train.batch_size=8``) and checks every key, type and value. Any problem raises
+:class:`ConfigError` with one sentence naming the key, where it came from and the valid values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from pix2color.errors import ConfigError
+
+Encoder = Literal["resnet18", "resnet34", "resnet50", "resnet101", "vgg16_bn"]
+Norm = Literal["batch", "instance", "spectral", "none"]
+GanLoss = Literal["vanilla", "lsgan", "hinge"]
+Schedule = Literal["onecycle", "cosine"]
+ColorSpace = Literal["lab", "luv"]
+Device = Literal["auto", "cpu", "cuda"]
+Metric = Literal["psnr", "ssim", "colorfulness", "delta_cf", "ciede2000", "l1"]
+
+
+@dataclass
+class DataConfig:
+    """Where the images come from and how they are cut."""
+
+    train: list[str] = field(default_factory=list)  # folders (recursive) or manifest files
+    val: list[str] = field(default_factory=list)  # empty: a seeded split of `train`
+    val_fraction: float = 0.05  # share of `train` held out when `val` is empty
+    max_val_images: int = 200  # cap on validation images per epoch (0: all)
+    size: int = 256  # training crop, a multiple of 32
+    workers: int = 2  # DataLoader workers per process
+    max_bad_fraction: float = 0.05  # stop before training when more files than this are unreadable
+    max_image_pixels: int = 100_000_000  # larger images are refused as decompression bombs
+    grid_images: int = 8  # fixed val images drawn in each epoch's comparison grid
+
+
+@dataclass
+class ColorConfig:
+    """The colour space the generator predicts chroma in."""
+
+    space: ColorSpace = "lab"
+
+
+@dataclass
+class ModelConfig:
+    """The U-Net generator on a pretrained encoder."""
+
+    encoder: Encoder = "resnet18"
+    pretrained: str = "imagenet"  # imagenet | none | PATH to a torchvision state dict
+    self_attention: bool = False
+    blur: bool = False
+    last_cross: bool = True  # the full-resolution cross block: about half of the FLOPs
+    spectral_norm: bool = False  # spectral norm in the decoder
+    fusion: str = "none"  # none | resnet50 | inception_v3 | a timm model name: frozen classifier whose global embedding is fused at the bottleneck
+    encoder_frozen_epochs: int = 0  # stage 1 epochs that train the decoder alone
+    encoder_lr_mult: float = 0.1  # encoder learning rate relative to the decoder once unfrozen
+
+
+@dataclass
+class DiscriminatorConfig:
+    """The conditional PatchGAN on cat(L, ab)."""
+
+    n_layers: int = 3  # 3 gives the 70x70 receptive field
+    ndf: int = 64
+    norm: Norm = "batch"
+
+
+@dataclass
+class TrainConfig:
+    """What both stages share: batch, device, speed switches, checkpoints, logging."""
+
+    batch_size: int = 16  # per process; under torchrun the global batch is this times the world size
+    amp: bool = True  # autocast: bf16 on CPU, fp16 (with a grad scaler) or bf16 on CUDA
+    amp_dtype: Literal["auto", "bf16", "fp16"] = "auto"
+    channels_last: bool = True
+    compile: bool = False  # torch.compile the generator and discriminator
+    device: Device = "auto"
+    seed: int = 0
+    deterministic: bool = False  # deterministic algorithms and loader order, for exact resumes
+    ema_decay: float = 0.0  # 0 turns the generator EMA off; typical 0.999
+    grad_clip: float = 0.0  # max gradient norm, 0 turns clipping off
+    save_every_steps: int = 200  # last.pt every N steps, and at every epoch end
+    log_every_steps: int = 10
+    val_every_epochs: int = 1
+    best_metric: Metric = "psnr"  # picks best.pt; higher is better except l1, delta_cf, ciede2000
+    sync_batchnorm: bool = False  # SyncBatchNorm under DDP
+    max_steps_per_epoch: int = 0  # 0: the whole data set every epoch
+
+
+@dataclass
+class Stage1Config:
+    """Stage 1: the generator alone, L1 on ab."""
+
+    epochs: int = 20
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    schedule: Schedule = "onecycle"
+    warmup_fraction: float = 0.1  # share of steps spent warming up
+
+
+@dataclass
+class Stage2Config:
+    """Stage 2: pix2pix adversarial refinement from stage 1's weights."""
+
+    epochs: int = 20
+    init_from: str = ""  # stage 1 checkpoint; empty: the run's own stage 1 best.pt
+    lr: float = 2e-4  # generator learning rate
+    d_lr_ratio: float = 1.0  # discriminator lr = lr * d_lr_ratio
+    beta1: float = 0.5
+    beta2: float = 0.999
+    gan_loss: GanLoss = "vanilla"
+    lambda_l1: float = 100.0
+    perceptual_weight: float = 0.0  # VGG16 feature loss, 0 turns it off
+    d_warmup_steps: int = 0  # steps that train D alone before G sees the GAN loss
+
+
+@dataclass
+class Config:
+    """A whole run: every section has defaults, YAML files override them."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    color: ColorConfig = field(default_factory=ColorConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    disc: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    stage1: Stage1Config = field(default_factory=Stage1Config)
+    stage2: Stage2Config = field(default_factory=Stage2Config)
+
+
+def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] = ()) -> Config:
+    """Read a YAML config, apply ``key=value`` overrides and check everything.
+
+    Args:
+        path: a YAML file; None starts from the defaults.
+        overrides: dotted ``section.key=value`` strings; values are parsed as YAML scalars.
+
+    Raises:
+        ConfigError: naming the key, the file (or ``--set``) and the valid values.
+    """
+    source = str(path) if path is not None else "the defaults"
+    raw = _read_yaml(Path(path)) if path is not None else {}
+    cfg = config_from_dict(raw, source)
+    for item in overrides:
+        key, value = _split_override(item)
+        set_value(cfg, key, value, "--set")
+    validate(cfg, source)
+    return cfg
+
+
+def config_from_dict(raw: dict[str, Any], source: str) -> Config:
+    """Build a :class:`Config` from nested dicts (YAML or a checkpoint), checking keys and types."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(raw).__name__}.")
+    return _build(Config, raw, "", source)
+
+
+def config_to_dict(cfg: Config) -> dict[str, Any]:
+    """Plain nested dicts of the resolved config, for YAML files and checkpoints."""
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    """Write the resolved config as YAML."""
+    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+
+
+def set_value(cfg: Config, key: str, value: Any, source: str) -> None:
+    """Set the dotted ``key`` of ``cfg`` to ``value`` after checking its type."""
+    section_name, _, name = key.partition(".")
+    sections = {f.name for f in dataclasses.fields(Config)}
+    if section_name not in sections or not name:
+        raise ConfigError(
+            f"{source}: unknown key '{key}'; keys look like section.name with section one of {sorted(sections)}."
+        )
+    section = getattr(cfg, section_name)
+    hints = typing.get_type_hints(type(section))
+    if name not in hints:
+        raise ConfigError(f"{source}: unknown key '{key}'; valid keys in '{section_name}': {sorted(hints)}.")
+    setattr(section, name, _coerce(value, hints[name], key, source))
+
+
+def validate(cfg: Config, source: str) -> None:
+    """Check the values that types alone cannot: ranges, multiples, consistency."""
+    size = cfg.data.size
+    if size <= 0 or size % 32:
+        low = max(32, size // 32 * 32)
+        raise ConfigError(
+            f"{source}: data.size={size} must be a positive multiple of 32; nearest valid sizes: {low}, {low + 32}."
+        )
+    positive = {
+        "stage1.lr": cfg.stage1.lr,
+        "stage2.lr": cfg.stage2.lr,
+        "stage2.d_lr_ratio": cfg.stage2.d_lr_ratio,
+        "train.batch_size": cfg.train.batch_size,
+        "model.encoder_lr_mult": cfg.model.encoder_lr_mult,
+        "disc.ndf": cfg.disc.ndf,
+        "disc.n_layers": cfg.disc.n_layers,
+        "data.max_image_pixels": cfg.data.max_image_pixels,
+        "train.save_every_steps": cfg.train.save_every_steps,
+        "train.log_every_steps": cfg.train.log_every_steps,
+        "train.val_every_epochs": cfg.train.val_every_epochs,
+    }
+    non_negative = {
+        "stage1.epochs": cfg.stage1.epochs,
+        "stage2.epochs": cfg.stage2.epochs,
+        "stage1.weight_decay": cfg.stage1.weight_decay,
+        "stage2.lambda_l1": cfg.stage2.lambda_l1,
+        "stage2.perceptual_weight": cfg.stage2.perceptual_weight,
+        "stage2.d_warmup_steps": cfg.stage2.d_warmup_steps,
+        "model.encoder_frozen_epochs": cfg.model.encoder_frozen_epochs,
+        "data.workers": cfg.data.workers,
+        "data.max_val_images": cfg.data.max_val_images,
+        "data.grid_images": cfg.data.grid_images,
+        "train.grad_clip": cfg.train.grad_clip,
+        "train.max_steps_per_epoch": cfg.train.max_steps_per_epoch,
+    }
+    fractions = {
+        "data.val_fraction": cfg.data.val_fraction,
+        "data.max_bad_fraction": cfg.data.max_bad_fraction,
+        "stage1.warmup_fraction": cfg.stage1.warmup_fraction,
+        "stage2.beta1": cfg.stage2.beta1,
+        "stage2.beta2": cfg.stage2.beta2,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{source}: {key}={value} must be greater than 0.")
+    for key, value in non_negative.items():
+        if value < 0:
+            raise ConfigError(f"{source}: {key}={value} must be 0 or more.")
+    for key, value in fractions.items():
+        if not 0 <= value < 1:
+            raise ConfigError(f"{source}: {key}={value} must be in [0, 1).")
+    if not 0 <= cfg.train.ema_decay < 1:
+        raise ConfigError(f"{source}: train.ema_decay={cfg.train.ema_decay} must be in [0, 1); 0 turns EMA off.")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; pass one of the files in configs/ to --config.")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: YAML syntax error{where}; fix the file or start from configs/quickstart.yaml.")
+    return raw or {}
+
+
+def _split_override(item: str) -> tuple[str, Any]:
+    key, sep, text = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--set: '{item}' is not key=value; write it like train.batch_size=8.")
+    try:
+        return key.strip(), yaml.safe_load(text)
+    except yaml.YAMLError:
+        return key.strip(), text
+
+
+def _build(cls: type, raw: dict[str, Any], prefix: str, source: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(raw) - set(hints))
+    if unknown:
+        where = f"'{prefix[:-1]}'" if prefix else "the top level"
+        raise ConfigError(f"{source}: unknown key '{prefix}{unknown[0]}'; valid keys in {where}: {sorted(hints)}.")
+    values = {}
+    for name, value in raw.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: '{prefix}{name}' must be a mapping of keys, got {value!r}.")
+            values[name] = _build(hint, value, f"{prefix}{name}.", source)
+        else:
+            values[name] = _coerce(value, hint, f"{prefix}{name}", source)
+    return cls(**values)
+
+
+def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
+    """Check ``value`` against the annotation ``hint``; accept int for float and str for list[str]."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{source}: {key}={value!r} is not valid; valid values: {', '.join(map(str, args))}.")
+        return value
+    if origin is list:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list):
+            raise ConfigError(f"{source}: {key} must be a list of {args[0].__name__}, got {value!r}.")
+        return [_coerce(item, args[0], key, source) for item in items]
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise ConfigError(f"{source}: {key} must be {hint.__name__}, got {value!r} ({type(value).__name__}).")
+    return value
