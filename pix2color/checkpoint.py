@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
-import zipfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +32,11 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp_name = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
+        # O_EXCL like mkstemp, but with the usual 0o666 & ~umask mode: mkstemp's 0o600 would be kept
+        # by the rename and make checkpoints unreadable to anyone but their writer.
+        fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         with os.fdopen(fd, "wb") as handle:
             torch.save({"format_version": FORMAT_VERSION, **state}, handle)
             handle.flush()
@@ -62,19 +64,27 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise CheckpointError(
-            f"checkpoint {path} was refused: it holds Python objects other than tensors and plain data "
-            "(possibly code), so it was not loaded; use a checkpoint written by pix2color."
-        ) from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise CheckpointError(
-            f"checkpoint {path} is truncated or not a PyTorch file ({type(exc).__name__}); "
-            "use another checkpoint, such as RUN_DIR/checkpoints/best.pt."
-        ) from exc
+        # The weights-only unpickler raises this both for a forbidden global (a class or a function,
+        # possibly code) and for bytes that are no pickle at all (an image passed by mistake).
+        if "global" in str(exc).lower():
+            raise CheckpointError(
+                f"checkpoint {path} was refused: it holds Python objects other than tensors and plain data "
+                "(possibly code), so it was not loaded; use a checkpoint written by pix2color."
+            ) from exc
+        raise _not_a_checkpoint(path, exc) from exc
+    except Exception as exc:  # bad bytes fail in torch.load with many types: RuntimeError, EOFError, IndexError...
+        raise _not_a_checkpoint(path, exc) from exc
     missing = [key for key in REQUIRED_KEYS if not isinstance(state, dict) or key not in state]
     if missing:
         raise CheckpointError(f"{path} is not a pix2color checkpoint (missing {', '.join(missing)}).")
     return state
+
+
+def _not_a_checkpoint(path: Path, exc: Exception) -> CheckpointError:
+    return CheckpointError(
+        f"checkpoint {path} is truncated or not a PyTorch file ({type(exc).__name__}); "
+        "use another checkpoint, such as RUN_DIR/checkpoints/best.pt."
+    )
 
 
 def load_weights(module: nn.Module, state_dict: dict[str, torch.Tensor], what: str, path: str | Path) -> None:

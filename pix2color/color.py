@@ -1,8 +1,9 @@
 """The only module that knows Lab and LUV: batched RGB <-> (L, chroma) on any device, with kornia.
 
 The generator sees L scaled to [-1, 1] and predicts the two chroma channels (ab for Lab, uv for LUV)
-scaled to about [-1, 1]. Both directions run in float32 with autocast off, whatever the caller's
-precision, because the colour transforms are sensitive to rounding and cost little next to the model.
+scaled to about [-1, 1], with 0 meaning neutral gray in both spaces. Both directions run in float32
+(float64 stays float64) with autocast off, whatever the caller's precision, because the colour
+transforms are sensitive to rounding and cost little next to the model.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ class _Space:
     chroma_scale: tuple[float, float]
 
 
-# Chroma centres and scales map the range that the sRGB cube reaches to [-1, 1]:
+# Chroma scales map the range that the sRGB cube reaches into [-1, 1] while keeping the centre at 0,
+# so that gray is chroma 0 (a model predicting zeros gives a gray image) in both spaces:
 # Lab a in [-86.2, 98.2], b in [-107.9, 94.5]; LUV u in [-83.1, 175.0], v in [-134.1, 107.4].
 SPACES = {
     "lab": _Space(kornia.color.rgb_to_lab, kornia.color.lab_to_rgb, (0.0, 0.0), (110.0, 110.0)),
-    "luv": _Space(kornia.color.rgb_to_luv, kornia.color.luv_to_rgb, (46.0, -13.5), (129.5, 121.0)),
+    "luv": _Space(kornia.color.rgb_to_luv, kornia.color.luv_to_rgb, (0.0, 0.0), (180.0, 140.0)),
 }
 L_CENTER = 50.0  # L is 0..100 in both spaces
 L_SCALE = 50.0
@@ -43,7 +45,11 @@ def rgb_to_l_chroma(rgb: Tensor, space: str = "lab") -> tuple[Tensor, Tensor]:
         space: "lab" or "luv".
 
     Returns:
-        L: (B, 1, H, W) in [-1, 1]; chroma: (B, 2, H, W), about [-1, 1].
+        L: (B, 1, H, W) in [-1, 1]; chroma: (B, 2, H, W), about [-1, 1]. float32, or float64 for
+        float64 input.
+
+    Raises:
+        ValueError: a wrong shape, an integer dtype other than uint8, or an unknown space.
     """
     spec = _space(space)
     _check_images(rgb, 3, "rgb")
@@ -62,13 +68,21 @@ def l_chroma_to_rgb(lightness: Tensor, chroma: Tensor, space: str = "lab") -> Te
         space: "lab" or "luv".
 
     Returns:
-        (B, 3, H, W) float32 RGB clipped to [0, 1].
+        (B, 3, H, W) RGB clipped to [0, 1]; float32, or float64 when both inputs are float64.
+
+    Raises:
+        ValueError: a wrong shape, shapes that do not match, or an unknown space.
     """
     spec = _space(space)
     _check_images(lightness, 1, "lightness")
     _check_images(chroma, 2, "chroma")
+    if lightness.shape[0] != chroma.shape[0] or lightness.shape[2:] != chroma.shape[2:]:
+        raise ValueError(
+            f"lightness {tuple(lightness.shape)} and chroma {tuple(chroma.shape)} must share batch, height and width"
+        )
     with _full_precision(lightness):
-        lightness, chroma = lightness.float(), chroma.float()
+        dtype = torch.float64 if lightness.dtype == chroma.dtype == torch.float64 else torch.float32
+        lightness, chroma = lightness.to(dtype), chroma.to(dtype)
         center, scale = _chroma_constants(spec, chroma)
         lab = torch.cat([lightness * L_SCALE + L_CENTER, chroma * scale + center], dim=1)
         return spec.from_space(lab).clamp(0, 1)
@@ -85,7 +99,12 @@ def to_uint8(rgb: Tensor) -> Tensor:
 
 
 def _as_float(rgb: Tensor) -> Tensor:
-    return rgb.float() / 255 if rgb.dtype == torch.uint8 else rgb.float()
+    """uint8 0..255 -> float32 in [0, 1]; float64 stays float64; other floats become float32."""
+    if rgb.dtype == torch.uint8:
+        return rgb.float() / 255
+    if not rgb.is_floating_point():
+        raise ValueError(f"rgb must be uint8 in 0..255 or float in [0, 1], got {rgb.dtype}")
+    return rgb if rgb.dtype == torch.float64 else rgb.float()
 
 
 def _space(name: str) -> _Space:
@@ -95,8 +114,8 @@ def _space(name: str) -> _Space:
 
 
 def _chroma_constants(spec: _Space, like: Tensor) -> tuple[Tensor, Tensor]:
-    center = torch.tensor(spec.chroma_center, device=like.device, dtype=torch.float32).view(1, 2, 1, 1)
-    scale = torch.tensor(spec.chroma_scale, device=like.device, dtype=torch.float32).view(1, 2, 1, 1)
+    center = torch.tensor(spec.chroma_center, device=like.device, dtype=like.dtype).view(1, 2, 1, 1)
+    scale = torch.tensor(spec.chroma_scale, device=like.device, dtype=like.dtype).view(1, 2, 1, 1)
     return center, scale
 
 

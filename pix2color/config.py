@@ -8,6 +8,7 @@ overrides (``train.batch_size=8``) and checks every key, type and value. Any pro
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +59,9 @@ class ModelConfig:
     blur: bool = False
     last_cross: bool = True  # the full-resolution cross block: about half of the FLOPs
     spectral_norm: bool = False  # spectral norm in the decoder
-    fusion: str = "none"  # none | resnet50 | inception_v3 | a timm model name: frozen classifier whose global embedding is fused at the bottleneck
+    # none | resnet50 | inception_v3 | a timm model name: a frozen classifier whose global embedding
+    # is fused at the bottleneck
+    fusion: str = "none"
     encoder_frozen_epochs: int = 0  # stage 1 epochs that train the decoder alone
     encoder_lr_mult: float = 0.1  # encoder learning rate relative to the decoder once unfrozen
 
@@ -147,10 +150,12 @@ def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] 
     source = str(path) if path is not None else "the defaults"
     raw = _read_yaml(Path(path)) if path is not None else {}
     cfg = config_from_dict(raw, source)
+    overridden = set()
     for item in overrides:
         key, value = _split_override(item)
         set_value(cfg, key, value, "--set")
-    validate(cfg, source)
+        overridden.add(key)
+    validate(cfg, source, overridden)
     return cfg
 
 
@@ -186,13 +191,23 @@ def set_value(cfg: Config, key: str, value: Any, source: str) -> None:
     setattr(section, name, _coerce(value, hints[name], key, source))
 
 
-def validate(cfg: Config, source: str) -> None:
-    """Check the values that types alone cannot: ranges, multiples, consistency."""
+def validate(cfg: Config, source: str, overridden: typing.Collection[str] = ()) -> None:
+    """Check the values that types alone cannot: ranges, multiples, consistency.
+
+    Args:
+        cfg: the config to check.
+        source: the file it came from, named in the error.
+        overridden: dotted keys set by ``--set``; an error on one of them names ``--set`` instead.
+    """
+
+    def fail(key: str, text: str) -> typing.NoReturn:
+        raise ConfigError(f"{'--set' if key in overridden else source}: {text}")
+
     size = cfg.data.size
     if size <= 0 or size % 32:
         low = max(32, size // 32 * 32)
-        raise ConfigError(
-            f"{source}: data.size={size} must be a positive multiple of 32; nearest valid sizes: {low}, {low + 32}."
+        fail(
+            "data.size", f"data.size={size} must be a positive multiple of 32; nearest valid sizes: {low}, {low + 32}."
         )
     positive = {
         "stage1.lr": cfg.stage1.lr,
@@ -230,26 +245,30 @@ def validate(cfg: Config, source: str) -> None:
     }
     for key, value in positive.items():
         if value <= 0:
-            raise ConfigError(f"{source}: {key}={value} must be greater than 0.")
+            fail(key, f"{key}={value} must be greater than 0.")
     for key, value in non_negative.items():
         if value < 0:
-            raise ConfigError(f"{source}: {key}={value} must be 0 or more.")
+            fail(key, f"{key}={value} must be 0 or more.")
     for key, value in fractions.items():
         if not 0 <= value < 1:
-            raise ConfigError(f"{source}: {key}={value} must be in [0, 1).")
+            fail(key, f"{key}={value} must be in [0, 1).")
     if not 0 <= cfg.train.ema_decay < 1:
-        raise ConfigError(f"{source}: train.ema_decay={cfg.train.ema_decay} must be in [0, 1); 0 turns EMA off.")
+        fail("train.ema_decay", f"train.ema_decay={cfg.train.ema_decay} must be in [0, 1); 0 turns EMA off.")
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist; pass one of the files in configs/ to --config.")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text YAML file; pass one of the files in configs/ to --config.") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: YAML syntax error{where}; fix the file or start from configs/quickstart.yaml.")
+        raise ConfigError(
+            f"{path}: YAML syntax error{where}; fix the file or start from configs/quickstart.yaml."
+        ) from None
     return raw or {}
 
 
@@ -273,6 +292,7 @@ def _build(cls: type, raw: dict[str, Any], prefix: str, source: str) -> Any:
     for name, value in raw.items():
         hint = hints[name]
         if dataclasses.is_dataclass(hint):
+            value = {} if value is None else value  # a section whose keys are all commented out
             if not isinstance(value, dict):
                 raise ConfigError(f"{source}: '{prefix}{name}' must be a mapping of keys, got {value!r}.")
             values[name] = _build(hint, value, f"{prefix}{name}.", source)
@@ -282,21 +302,41 @@ def _build(cls: type, raw: dict[str, Any], prefix: str, source: str) -> Any:
 
 
 def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
-    """Check ``value`` against the annotation ``hint``; accept int for float and str for list[str]."""
+    """Check ``value`` against the annotation ``hint``.
+
+    Also accepts an int or a number written as text (YAML reads ``1e-4`` as a string) for a float,
+    and a single value for a list.
+    """
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is Literal:
         if value not in args:
             raise ConfigError(f"{source}: {key}={value!r} is not valid; valid values: {', '.join(map(str, args))}.")
         return value
     if origin is list:
-        items = [value] if isinstance(value, str) else value
+        items = [value] if isinstance(value, (str, int, float)) and not isinstance(value, bool) else value
         if not isinstance(items, list):
             raise ConfigError(f"{source}: {key} must be a list of {args[0].__name__}, got {value!r}.")
         return [_coerce(item, args[0], key, source) for item in items]
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+    if hint is float:
+        return _coerce_float(value, key, source)
     if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
         raise ConfigError(f"{source}: {key} must be {hint.__name__}, got {value!r} ({type(value).__name__}).")
     return value
+
+
+def _coerce_float(value: Any, key: str, source: str) -> float:
+    number = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            pass
+    if number is None:
+        raise ConfigError(f"{source}: {key} must be float, got {value!r} ({type(value).__name__}).")
+    if not math.isfinite(number):
+        raise ConfigError(f"{source}: {key}={value!r} must be a finite number.")
+    return number

@@ -1,0 +1,222 @@
+"""Colour: shapes, errors, round trip, reference values, gradients, ranges, mixed precision."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from skimage import color as skcolor
+
+from pix2color import color
+
+SPACES = ["lab", "luv"]
+SKIMAGE_FROM_RGB = {"lab": skcolor.rgb2lab, "luv": skcolor.rgb2luv}
+SKIMAGE_TO_RGB = {"lab": skcolor.lab2rgb, "luv": skcolor.luv2rgb}
+ROUND_TRIP_TOL = 1e-4  # float32, RGB in [0, 1]
+EDGES = [
+    (0, 0, 0),
+    (1, 1, 1),
+    (1, 0, 0),
+    (0, 1, 0),
+    (0, 0, 1),
+    (1, 1, 0),
+    (0, 1, 1),
+    (1, 0, 1),
+    (0.5, 0.5, 0.5),
+    (1 / 255, 0, 0),
+    (0, 0, 1 / 255),
+    (254 / 255, 1, 1),
+]
+
+
+def as_image(colours) -> torch.Tensor:
+    """(N, 3) colours -> a (1, 3, N, 1) image."""
+    return torch.as_tensor(colours, dtype=torch.float32).T.reshape(1, 3, -1, 1).contiguous()
+
+
+def rgb_cube(steps: int) -> torch.Tensor:
+    levels = torch.linspace(0, 1, steps)
+    return as_image(list(itertools.product(levels.tolist(), repeat=3)))
+
+
+def random_colours(n: int = 4096, seed: int = 0) -> torch.Tensor:
+    return torch.rand(1, 3, n, 1, generator=torch.Generator().manual_seed(seed))
+
+
+def to_hwc(image: torch.Tensor) -> np.ndarray:
+    return image[0].permute(1, 2, 0).double().numpy()
+
+
+def denormalise(lightness: torch.Tensor, chroma: torch.Tensor, space: str) -> np.ndarray:
+    """Our normalised (L, chroma) back to the space's own units, (H, W, 3)."""
+    spec = color.SPACES[space]
+    center = torch.tensor(spec.chroma_center).view(1, 2, 1, 1)
+    scale = torch.tensor(spec.chroma_scale).view(1, 2, 1, 1)
+    raw = torch.cat([lightness * color.L_SCALE + color.L_CENTER, chroma * scale + center], dim=1)
+    return to_hwc(raw)
+
+
+def round_trip(rgb: torch.Tensor, space: str) -> torch.Tensor:
+    return color.l_chroma_to_rgb(*color.rgb_to_l_chroma(rgb, space), space=space)
+
+
+@pytest.mark.parametrize("space", SPACES)
+@pytest.mark.parametrize("shape", [(1, 3, 1, 1), (2, 3, 5, 7), (4, 3, 32, 16)])
+def test_shapes_and_dtypes(space, shape):
+    rgb = torch.rand(shape)
+    lightness, chroma = color.rgb_to_l_chroma(rgb, space)
+    batch, _, height, width = shape
+    assert lightness.shape == (batch, 1, height, width) and chroma.shape == (batch, 2, height, width)
+    assert lightness.dtype == chroma.dtype == torch.float32
+    back = color.l_chroma_to_rgb(lightness, chroma, space)
+    assert back.shape == shape and back.dtype == torch.float32
+
+
+def test_lightness_alone_is_the_first_output():
+    rgb = torch.rand(2, 3, 4, 4)
+    assert torch.equal(color.rgb_to_lightness(rgb), color.rgb_to_l_chroma(rgb)[0])
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [torch.rand(3, 4, 4), torch.rand(1, 4, 4, 4), torch.rand(1, 1, 4, 4), torch.rand(1, 3, 4), np.zeros((1, 3, 4, 4))],
+    ids=["no-batch", "rgba", "gray", "3d", "numpy"],
+)
+def test_rgb_of_the_wrong_shape_is_refused(bad):
+    with pytest.raises(ValueError, match=r"rgb must be a \(B, 3, H, W\) tensor"):
+        color.rgb_to_l_chroma(bad)
+
+
+@pytest.mark.parametrize(
+    ("lightness", "chroma", "expected"),
+    [
+        (torch.zeros(1, 2, 4, 4), torch.zeros(1, 2, 4, 4), r"lightness must be a \(B, 1, H, W\)"),
+        (torch.zeros(1, 1, 4, 4), torch.zeros(1, 3, 4, 4), r"chroma must be a \(B, 2, H, W\)"),
+        (torch.zeros(1, 4, 4), torch.zeros(1, 2, 4, 4), r"lightness must be a \(B, 1, H, W\)"),
+        (torch.zeros(1, 1, 4, 4), torch.zeros(1, 2, 8, 8), r"must share batch, height and width"),
+        (torch.zeros(2, 1, 4, 4), torch.zeros(1, 2, 4, 4), r"must share batch, height and width"),
+    ],
+    ids=["2-channel-L", "3-channel-chroma", "3d-L", "other-size", "other-batch"],
+)
+def test_lightness_and_chroma_of_the_wrong_shape_are_refused(lightness, chroma, expected):
+    with pytest.raises(ValueError, match=expected):
+        color.l_chroma_to_rgb(lightness, chroma)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int16, torch.bool])
+def test_integer_rgb_other_than_uint8_is_refused(dtype):
+    with pytest.raises(ValueError, match="uint8 in 0..255 or float"):
+        color.rgb_to_l_chroma(torch.zeros(1, 3, 2, 2, dtype=dtype))
+
+
+def test_unknown_space_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="unknown colour space 'hsv'; valid: lab, luv"):
+        color.rgb_to_l_chroma(torch.rand(1, 3, 2, 2), "hsv")
+
+
+@pytest.mark.parametrize("space", SPACES)
+@pytest.mark.parametrize(
+    "colours",
+    [random_colours(), as_image(EDGES), random_colours(seed=1) * 0.02, rgb_cube(9)],
+    ids=["random", "edges", "dark", "cube"],
+)
+def test_round_trip_within_1e_4(space, colours):
+    error = (round_trip(colours, space) - colours).abs().max().item()
+    assert error < ROUND_TRIP_TOL, f"{space}: max |rgb - rgb'| = {error:.2e}"
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_uint8_round_trip_is_exact(space):
+    rgb = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(color.to_uint8(round_trip(rgb, space)), rgb)
+
+
+@pytest.mark.parametrize("space", SPACES)
+@pytest.mark.parametrize("colours", [random_colours(512), as_image(EDGES)], ids=["random", "edges"])
+def test_forward_matches_scikit_image(space, colours):
+    ours = denormalise(*color.rgb_to_l_chroma(colours, space), space)
+    reference = SKIMAGE_FROM_RGB[space](to_hwc(colours))
+    np.testing.assert_allclose(ours, reference, atol=1e-2, rtol=0)
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_inverse_matches_scikit_image(space):
+    raw = SKIMAGE_FROM_RGB[space](to_hwc(random_colours(512) * 0.9 + 0.05))
+    raw_t = torch.from_numpy(raw).permute(2, 0, 1)[None].float()
+    spec = color.SPACES[space]
+    center = torch.tensor(spec.chroma_center).view(1, 2, 1, 1)
+    scale = torch.tensor(spec.chroma_scale).view(1, 2, 1, 1)
+    lightness = (raw_t[:, :1] - color.L_CENTER) / color.L_SCALE
+    chroma = (raw_t[:, 1:] - center) / scale
+    ours = to_hwc(color.l_chroma_to_rgb(lightness, chroma, space))
+    np.testing.assert_allclose(ours, SKIMAGE_TO_RGB[space](raw), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_uint8_input_equals_float_input_over_255(space):
+    rgb = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    from_uint8 = color.rgb_to_l_chroma(rgb, space)
+    from_float = color.rgb_to_l_chroma(rgb.float() / 255, space)
+    for ours, expected in zip(from_uint8, from_float, strict=True):
+        torch.testing.assert_close(ours, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_gradcheck_rgb_to_l_chroma(space):
+    rgb = torch.rand(1, 3, 2, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 0.6 + 0.2
+    rgb.requires_grad_()
+    assert torch.autograd.gradcheck(lambda x: color.rgb_to_l_chroma(x, space), (rgb,))
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_gradcheck_l_chroma_to_rgb(space):
+    rgb = torch.rand(1, 3, 2, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 0.6 + 0.2
+    lightness, chroma = (part.detach().requires_grad_() for part in color.rgb_to_l_chroma(rgb, space))
+    assert lightness.dtype == chroma.dtype == torch.float64
+    assert torch.autograd.gradcheck(lambda lum, ch: color.l_chroma_to_rgb(lum, ch, space), (lightness, chroma))
+
+
+def test_float32_gradient_reaches_the_chroma():
+    chroma = torch.zeros(1, 2, 4, 4, requires_grad=True)
+    color.l_chroma_to_rgb(torch.zeros(1, 1, 4, 4), chroma).sum().backward()
+    assert chroma.grad is not None and chroma.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_gray_has_no_chroma(space):
+    levels = torch.arange(256, dtype=torch.uint8).view(1, 1, 256, 1).expand(1, 3, 256, 1)
+    lightness, chroma = color.rgb_to_l_chroma(levels, space)
+    assert chroma.abs().max() < 1e-3
+    assert torch.all(lightness.flatten().diff() > 0)  # and L grows with the gray level
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_zero_chroma_is_gray(space):
+    lightness = torch.linspace(-1, 1, 11).view(1, 1, 11, 1)
+    rgb = color.l_chroma_to_rgb(lightness, torch.zeros(1, 2, 11, 1), space)
+    assert (rgb.amax(1) - rgb.amin(1)).max() < 1e-3
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_normalised_ranges_over_the_rgb_cube(space):
+    lightness, chroma = color.rgb_to_l_chroma(rgb_cube(17), space)
+    assert lightness.min() == pytest.approx(-1, abs=1e-6) and lightness.max() == pytest.approx(1, abs=1e-6)
+    assert lightness.abs().max() <= 1 + 1e-6
+    assert chroma.abs().max() <= 1
+    reach = chroma.abs().amax(dim=(0, 2, 3))
+    assert torch.all(reach > 0.75), f"{space}: chroma reaches only {reach.tolist()} of [-1, 1]"
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_bfloat16_autocast_gives_float32_and_the_same_values(space):
+    rgb = torch.rand(2, 3, 8, 8)
+    expected = color.rgb_to_l_chroma(rgb, space)
+    half = [part.bfloat16() for part in expected]  # what a bf16 generator would hand back
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = color.rgb_to_l_chroma(rgb, space)
+        back = color.l_chroma_to_rgb(*half, space=space)
+    for ours, reference in zip(got, expected, strict=True):
+        assert ours.dtype == torch.float32
+        torch.testing.assert_close(ours, reference, rtol=0, atol=0)
+    assert back.dtype == torch.float32
+    torch.testing.assert_close(back, color.l_chroma_to_rgb(*(part.float() for part in half), space=space))
