@@ -1,0 +1,62 @@
+"""Fixtures that write small real image files (and broken ones) into the test's tmp_path."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def noise_image(size: tuple[int, int], seed: int = 0) -> Image.Image:
+    """A colourful RGB image of uniform noise; different seeds give different content."""
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8), "RGB")
+
+
+@pytest.fixture
+def noise() -> Callable[..., Image.Image]:
+    """:func:`noise_image`, for tests (conftest is not importable under --import-mode=importlib)."""
+    return noise_image
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real photos of ../shared/data (read only)."""
+    return SHARED_DATA
+
+
+@pytest.fixture
+def make_image(tmp_path: Path) -> Callable[..., Path]:
+    """Write an image file under tmp_path: ``make_image(name, size=(80, 64), mode="RGB", color=None, seed=0,
+    **save_options)``; ``color`` None gives colourful noise converted to ``mode``."""
+
+    def make(
+        name: str, size: tuple[int, int] = (80, 64), mode: str = "RGB", color=None, seed: int = 0, **options
+    ) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        img = noise_image(size, seed).convert(mode) if color is None else Image.new(mode, size, color)
+        img.save(path, **options)
+        return path
+
+    return make
+
+
+@pytest.fixture
+def bad_files(tmp_path: Path) -> dict[str, Path]:
+    """Unreadable files: a zero-byte JPEG, a JPEG cut in half and a text file named .jpg."""
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    buffer = io.BytesIO()
+    noise_image((96, 96), seed=99).save(buffer, "JPEG")
+    files = {"empty": folder / "empty.jpg", "truncated": folder / "truncated.jpg", "text": folder / "notes.jpg"}
+    files["empty"].write_bytes(b"")
+    files["truncated"].write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    files["text"].write_text("this is not an image\n")
+    return files
