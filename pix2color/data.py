@@ -342,7 +342,8 @@ def build_datasets(cfg: DataConfig, seed: int = 0) -> tuple[ImageDataset, ImageD
     ``cfg.max_val_images`` (0: all) by a seeded, sorted sample.
 
     Raises:
-        DataError: no sources, a split is empty, or more than ``cfg.max_bad_fraction`` of a split is unreadable.
+        DataError: no sources, a source without images, fewer than two readable images to split, or more than
+            ``cfg.max_bad_fraction`` of a split unreadable.
     """
     if not cfg.train:
         raise DataError("data.train is empty; pass --data DIR or set data.train to image folders or manifests.")
@@ -351,9 +352,6 @@ def build_datasets(cfg: DataConfig, seed: int = 0) -> tuple[ImageDataset, ImageD
         val = readable_files(list_images(cfg.val), cfg.max_image_pixels, cfg.max_bad_fraction, "data.val")
     else:
         train, val = split_files(train, cfg.val_fraction, seed)
-    if not train or not val:
-        which = "data.train" if not train else "data.val"
-        raise DataError(f"{which} has no readable images; add images or point it at another folder or manifest.")
     if 0 < cfg.max_val_images < len(val):
         val = sorted(random.Random(seed).sample(val, cfg.max_val_images))
     return (

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pix2color.commands.common import run_cli
-from pix2color.data import list_images
 from pix2color.errors import DataError
 
 PLACES205_TEST = "http://data.csail.mit.edu/places/places205/testSetPlaces205_resize.tar.gz"
@@ -68,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     url = dataset_url(args.name)
     folder = fetch(args.url or url, args.dest)
+    from pix2color.data import list_images  # imports torch: not needed for --help or a wrong name
+
     print(f"{len(list_images([folder]))} images in {folder}; train on them with --data {folder}")
     return 0
 
