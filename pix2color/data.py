@@ -66,7 +66,8 @@ def list_images(sources: Sequence[str | Path]) -> list[Path]:
     for source in sources:
         found = _list_source(Path(source))
         if not found:
-            raise DataError(f"data source {source} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}).")
+            extensions = ", ".join(sorted(IMAGE_EXTENSIONS))
+            raise DataError(f"data source {source} holds no images ({extensions}); pass a folder or list of photos.")
         files.update(dict.fromkeys(found))
     return list(files)
 
@@ -109,7 +110,7 @@ def _walk(root: Path) -> Iterator[Path]:
 
 def _read_manifest(manifest: Path) -> list[Path]:
     files = []
-    for line in manifest.read_text(encoding="utf-8").splitlines():
+    for line in manifest.read_text(encoding="utf-8", errors="replace").splitlines():
         entry = line.split("\t", 1)[0].strip()
         if entry and not entry.startswith("#") and Path(entry).suffix.lower() in IMAGE_EXTENSIONS:
             files.append(manifest.parent / entry)
