@@ -1,0 +1,136 @@
+"""Draw a comparison grid: rows are images; columns the gray input, each checkpoint, and the ground truth.
+
+Images are center-cropped to --size as in evaluate.py. The truth column is left out when every input is
+near-gray (a black-and-white photo set), since there is no colour to compare with. --metrics writes each
+tile's PSNR (against the truth) and colorfulness under it; --html writes a page beside the grid with every
+image colorized at its full size.
+
+    python scripts/compare.py --images ../shared/data/val --out grid.png --html --metrics \\
+        --checkpoint runs/quickstart/checkpoints/pretrain/best.pt \\
+        --checkpoint runs/quickstart/checkpoints/gan/best.pt --labels "stage 1" "stage 2"
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+import torch
+from evaluate import GRAY, add_model_args, at_least, iter_batches, load_colorizers
+from PIL import Image
+from torch import Tensor
+
+from pix2color import metrics
+from pix2color.commands.common import run_cli
+from pix2color.data import chroma_score, list_images, open_image, to_rgb
+from pix2color.errors import DataError
+from pix2color.inference import Colorizer
+from pix2color.runtime import resolve_device
+from pix2color.viz import comparison_grid, gray_rgb, save_grid
+
+TRUTH = "truth"
+GRAY_CHROMA = 2.0  # mean max(RGB) - min(RGB) below which a photo counts as black and white (MANIFEST.tsv)
+
+
+def is_color_set(truth: Tensor) -> bool:
+    """Whether any image of (N, 3, H, W) uint8 has colour, by :func:`pix2color.data.chroma_score`."""
+    return any(chroma_score(Image.fromarray(image.permute(1, 2, 0).cpu().numpy())) >= GRAY_CHROMA for image in truth)
+
+
+@torch.inference_mode()
+def grid_columns(colorizers: dict[str, Colorizer], truth: Tensor) -> dict[str, Tensor]:
+    """Column label -> (N, 3, H, W) uint8: gray, each colorizer, and the truth for a colour set."""
+    columns = {GRAY: gray_rgb(truth)} | {label: c.predict_rgb(truth) for label, c in colorizers.items()}
+    return columns | ({TRUTH: truth} if is_color_set(truth) else {})
+
+
+def captions(columns: dict[str, Tensor]) -> list[list[str]]:
+    """``captions[col][row]``: colorfulness, and PSNR against the truth column when there is one."""
+    truth = columns.get(TRUTH)
+    result = []
+    for label, images in columns.items():
+        cf = metrics.colorfulness(images).tolist()
+        if truth is None or label == TRUTH:
+            result.append([f"CF {c:.1f}" for c in cf])
+        else:
+            result.append(
+                [f"PSNR {p:.1f} CF {c:.1f}" for p, c in zip(metrics.psnr(images, truth).tolist(), cf, strict=True)]
+            )
+    return result
+
+
+def write_html(page: Path, grid: Path, files: Sequence[Path], colorizers: dict[str, Colorizer]) -> None:
+    """A page showing the grid, then every image at full size: gray, each colorizer, the original.
+
+    The full-size images are written as PNGs into ``<page stem>_files/`` beside the page.
+    """
+    folder = page.with_name(f"{page.stem}_files")
+    folder.mkdir(parents=True, exist_ok=True)
+    header = "".join(f"<th>{html.escape(label)}</th>" for label in ("image", GRAY, *colorizers, "original"))
+    rows = []
+    for i, path in enumerate(files):
+        original = to_rgb(open_image(path))
+        images = {GRAY: _gray_image(original)} | {label: c.colorize(original) for label, c in colorizers.items()}
+        cells = []
+        for label, image in (images | {"original": original}).items():
+            name = f"{i:03d}_{path.stem}_{re.sub(r'[^A-Za-z0-9]+', '_', label)}.png"
+            image.save(folder / name)
+            src = quote(f"{folder.name}/{name}")
+            cells.append(f'<td><a href="{src}"><img src="{src}" alt="{html.escape(label)}"></a></td>')
+        rows.append(f"<tr><td>{html.escape(path.name)}</td>{''.join(cells)}</tr>")
+    page.write_text(
+        "<!doctype html>\n<meta charset='utf-8'>\n<title>pix2color comparison</title>\n"
+        "<style>body{font-family:sans-serif} td{vertical-align:top} td img{width:320px}</style>\n"
+        f"<h1>pix2color comparison</h1>\n<p><img src='{quote(grid.name)}' style='max-width:100%'></p>\n"
+        f"<h2>Full size</h2>\n<table>\n<tr>{header}</tr>\n" + "\n".join(rows) + "\n</table>\n"
+    )
+
+
+def _gray_image(image: Image.Image) -> Image.Image:
+    rgb = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None]
+    return Image.fromarray(gray_rgb(rgb)[0].permute(1, 2, 0).numpy())
+
+
+def compare(args: argparse.Namespace) -> int:
+    files = list_images(args.images)[: args.limit or None]
+    colorizers = load_colorizers(args)
+    batches = list(iter_batches(files, args.size, args.batch_size, args.workers))
+    if not batches:
+        raise DataError("none of the images could be read; check the files the warnings above name.")
+    readable = [path for names, _ in batches for path in names]
+    truth = torch.cat([batch for _, batch in batches]).to(resolve_device(args.device))
+    columns = grid_columns(colorizers, truth)
+    grid = comparison_grid(list(columns.values()), list(columns), captions(columns) if args.metrics else None)
+    save_grid(grid, args.out)
+    print(f"wrote {args.out}: {len(readable)} images x {len(columns)} columns ({', '.join(columns)})")
+    if args.html:
+        page = args.out.with_suffix(".html")
+        write_html(page, args.out, readable, colorizers)
+        print(f"wrote {page} with the full-size images in {page.stem}_files/")
+    return 0
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_model_args(parser)
+    parser.add_argument("--images", nargs="+", required=True, help="image folders, files or .txt/.tsv manifests")
+    parser.add_argument("--out", type=Path, default=Path("grid.png"), help="the grid PNG")
+    parser.add_argument("--limit", type=at_least(0), default=8, help="the first N images (0: all); default 8")
+    parser.add_argument("--metrics", action="store_true", help="write PSNR and colorfulness under each tile")
+    parser.add_argument("--html", action="store_true", help="also write OUT.html with the full-size images")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    return run_cli(lambda: compare(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

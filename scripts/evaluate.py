@@ -1,0 +1,228 @@
+"""Score checkpoints with the colorization papers' protocol: a markdown table, a JSON summary, a per-image CSV.
+
+Each image's shorter side is resized to --size and its centre cropped to a square; every checkpoint colours
+it from its lightness alone and is compared with the original by PSNR, SSIM, CIEDE2000, colorfulness (CF)
+and ΔCF. A ``gray`` row (ab = 0) and the ground truth's colorfulness are the reference points.
+
+    python scripts/evaluate.py --data ../shared/data/val --out eval \\
+        --checkpoint runs/quickstart/checkpoints/pretrain/best.pt \\
+        --checkpoint runs/quickstart/checkpoints/gan/best.pt
+
+compare.py imports the checkpoint and image helpers below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from pix2color import metrics
+from pix2color.commands.common import run_cli
+from pix2color.data import ImageDataset, list_images
+from pix2color.errors import DataError, UserError
+from pix2color.inference import Colorizer
+from pix2color.runtime import resolve_device
+from pix2color.viz import gray_rgb
+
+GRAY = "gray"
+TRUTH = "ground truth"
+HEADERS = {"psnr": "PSNR", "ssim": "SSIM", "ciede2000": "CIEDE2000", "colorfulness": "colorfulness", "delta_cf": "ΔCF"}
+DIGITS = {"psnr": 2, "ssim": 4, "ciede2000": 2, "colorfulness": 2, "delta_cf": 2}
+
+
+@dataclass
+class Scores:
+    """Per-image metrics of one evaluation.
+
+    Attributes:
+        files: the N images that could be read, in order.
+        rows: row label (``gray`` or a checkpoint's) -> metric name -> (N,) values.
+        truth_colorfulness: (N,) colorfulness of the ground truth.
+    """
+
+    files: list[Path]
+    rows: dict[str, dict[str, Tensor]]
+    truth_colorfulness: Tensor
+
+    def summaries(self) -> dict[str, dict[str, float]]:
+        """Row label -> metric means and ΔCF; the ground truth's row holds its colorfulness."""
+        rows = {label: metrics.summarize(values, self.truth_colorfulness) for label, values in self.rows.items()}
+        return rows | {TRUTH: {"colorfulness": self.truth_colorfulness.double().mean().item()}}
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    """The flags evaluate.py and compare.py share: checkpoints, their labels, sizes, device."""
+    parser.add_argument("--checkpoint", action="append", required=True, type=Path, help="a .pt file; repeat it")
+    parser.add_argument("--labels", nargs="+", help="one name per checkpoint (default: run/stage/file)")
+    parser.add_argument("--size", type=at_least(32), default=256, help="crop side after resizing the shorter side")
+    parser.add_argument(
+        "--render-size", type=at_least(32), help="square the model runs at (default: its training size)"
+    )
+    parser.add_argument("--batch-size", type=at_least(1), default=16)
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--workers", type=at_least(0), default=2, help="image decoding processes (0: in this one)")
+
+
+def at_least(low: int):
+    """An argparse type: an int no smaller than ``low``."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is below the minimum {low}")
+        return value
+
+    return parse
+
+
+def checkpoint_label(path: Path) -> str:
+    """``RUN/STAGE/NAME`` for RUN/checkpoints/STAGE/NAME.pt, else ``FOLDER/NAME``."""
+    parts = path.with_suffix("").parts
+    if len(parts) >= 4 and parts[-3] == "checkpoints":
+        return "/".join((parts[-4], parts[-2], parts[-1]))
+    return "/".join(parts[-2:])
+
+
+def load_colorizers(args: argparse.Namespace) -> dict[str, Colorizer]:
+    """Label -> Colorizer for each ``--checkpoint``, labelled by ``--labels`` or :func:`checkpoint_label`.
+
+    Raises:
+        UserError: labels that are missing, extra or repeated; CheckpointError for a bad checkpoint.
+    """
+    labels = args.labels or [checkpoint_label(path) for path in args.checkpoint]
+    if len(labels) != len(args.checkpoint) or len(set(labels)) != len(labels) or {GRAY, TRUTH} & set(labels):
+        raise UserError(
+            f"need {len(args.checkpoint)} distinct labels other than '{GRAY}' and '{TRUTH}' for the checkpoints, "
+            f"got {labels}; pass them with --labels."
+        )
+    return {
+        label: Colorizer.from_checkpoint(path, args.device, args.render_size, batch_size=args.batch_size)
+        for label, path in zip(labels, args.checkpoint, strict=True)
+    }
+
+
+def iter_batches(
+    files: Sequence[Path], size: int, batch_size: int, workers: int
+) -> Iterator[tuple[list[Path], Tensor]]:
+    """Center crops of ``files`` in batches: (the readable files, uint8 (B, 3, size, size)).
+
+    Unreadable files are left out after a one-line warning naming each.
+    """
+    dataset = ImageDataset(files, size, train=False)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=list)
+    for start, items in zip(range(0, len(files), batch_size), loader, strict=True):
+        good = [i for i, item in enumerate(items) if item is not None]
+        if good:
+            yield [files[start + i] for i in good], torch.stack([items[i] for i in good])
+
+
+@torch.inference_mode()
+def score(colorizers: dict[str, Colorizer], batches: Iterator[tuple[list[Path], Tensor]], device) -> Scores:
+    """Metrics of the gray baseline and every colorizer against the truth, image by image.
+
+    Raises:
+        DataError: no image could be read.
+    """
+    files, truth_cf, batch_rows = [], [], {label: [] for label in (GRAY, *colorizers)}
+    for names, batch in batches:
+        truth = batch.to(device)
+        preds = {GRAY: gray_rgb(truth)} | {label: c.predict_rgb(truth) for label, c in colorizers.items()}
+        for label, pred in preds.items():
+            batch_rows[label].append({name: v.cpu() for name, v in metrics.image_metrics(pred, truth).items()})
+        truth_cf.append(metrics.colorfulness(truth).cpu())
+        files += names
+    if not files:
+        raise DataError("none of the images could be read; check the files the warnings above name.")
+    rows = {
+        label: {name: torch.cat([b[name] for b in parts]) for name in parts[0]} for label, parts in batch_rows.items()
+    }
+    return Scores(files, rows, torch.cat(truth_cf))
+
+
+def markdown_table(summaries: dict[str, dict[str, float]]) -> str:
+    """One row per summary; metrics a row lacks are shown as a dash. Arrows say which way is better."""
+    arrows = {name: " ↑" if metrics.HIGHER_IS_BETTER[name] else " ↓" for name in HEADERS}
+    lines = [
+        "| model | " + " | ".join(HEADERS[name] + arrows[name] for name in HEADERS) + " |",
+        "|---|" + "---:|" * len(HEADERS),
+    ]
+    for label, summary in summaries.items():
+        cells = [f"{summary[name]:.{DIGITS[name]}f}" if name in summary else "–" for name in HEADERS]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_reports(out: Path, scores: Scores, report: str, summary: dict) -> None:
+    """results.md (the report), summary.json and per_image.csv in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.md").write_text(report + "\n")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    names = list(HEADERS)[:-1]  # every per-image metric; ΔCF exists only for a whole set
+    with open(out / "per_image.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "model", *names])
+        for i, path in enumerate(scores.files):
+            for label, values in scores.rows.items():
+                writer.writerow([path, label, *(f"{values[name][i].item():.6g}" for name in names)])
+            truth_cf = f"{scores.truth_colorfulness[i].item():.6g}"
+            writer.writerow([path, TRUTH, *(truth_cf if name == "colorfulness" else "" for name in names)])
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    files = list_images(args.data)[: args.limit or None]
+    colorizers = load_colorizers(args)
+    scores = score(
+        colorizers, iter_batches(files, args.size, args.batch_size, args.workers), resolve_device(args.device)
+    )
+    summaries = scores.summaries()
+    skipped = metrics.optional_metrics_status()
+    report = "\n".join(
+        [
+            f"{len(scores.files)} images from {', '.join(args.data)}, shorter side resized to {args.size} and "
+            f"center-cropped to {args.size}x{args.size}; colorized from L alone.",
+            "",
+            markdown_table(summaries),
+            "",
+            *(f"{name.upper()}: {status}" for name, status in skipped.items()),
+        ]
+    )
+    print(report)
+    summary = {
+        "data": args.data,
+        "size": args.size,
+        "images": len(scores.files),
+        "unreadable": [str(f) for f in sorted(set(files) - set(scores.files))],
+        "checkpoints": {label: str(path) for label, path in zip(colorizers, args.checkpoint, strict=True)},
+        "results": summaries,
+        "optional_metrics": skipped,
+    }
+    write_reports(args.out, scores, report, summary)
+    print(f"wrote {args.out / 'results.md'}, summary.json and per_image.csv", file=sys.stderr)
+    return 0
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_model_args(parser)
+    parser.add_argument("--data", nargs="+", required=True, help="image folders, files or .txt/.tsv manifests")
+    parser.add_argument("--out", type=Path, default=Path("evaluation"), help="folder for the table, JSON and CSV")
+    parser.add_argument("--limit", type=at_least(0), default=0, help="evaluate the first N images only (0: all)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    return run_cli(lambda: evaluate(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""scripts/compare.py: the grid's geometry and columns for colour and B&W sets, captions, the HTML page."""
+
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pix2color.data import ImageDataset
+from pix2color.viz import CAPTION_HEIGHT, LABEL_HEIGHT, PADDING, gray_rgb
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def compare(load_script):
+    return load_script("compare")
+
+
+def _run(compare, checkpoints, images, out, *extra):
+    args = ["--images", str(images), "--out", str(out), "--size", str(SIZE), "--workers", "0", *extra]
+    for path in checkpoints:
+        args += ["--checkpoint", str(path)]
+    assert compare.main(args) == 0
+    with Image.open(out) as image:
+        return torch.from_numpy(np.array(image)).permute(2, 0, 1)
+
+
+def _tile(grid, row, col, caption_height):
+    top = LABEL_HEIGHT + PADDING + row * (SIZE + caption_height + PADDING)
+    left = PADDING + col * (SIZE + PADDING)
+    return grid[:, top : top + SIZE, left : left + SIZE]
+
+
+def test_colour_set_grid_has_gray_checkpoints_and_truth_with_captions(compare, checkpoints, write_photos, tmp_path):
+    photos = write_photos(tmp_path / "photos", 3)
+    both = [checkpoints["random"], checkpoints["zero"]]
+    grid = _run(compare, both, tmp_path / "photos", tmp_path / "grid.png", "--metrics", "--labels", "s1", "s2")
+
+    rows, cols = 3, 4  # gray | s1 | s2 | truth
+    assert grid.shape == (
+        3,
+        LABEL_HEIGHT + rows * (SIZE + CAPTION_HEIGHT + PADDING) + PADDING,
+        cols * (SIZE + PADDING) + PADDING,
+    )
+    truth = torch.stack([ImageDataset(photos, SIZE, train=False)[i] for i in range(rows)])
+    for row in range(rows):
+        assert torch.equal(_tile(grid, row, 3, CAPTION_HEIGHT), truth[row])
+        assert torch.equal(_tile(grid, row, 0, CAPTION_HEIGHT), gray_rgb(truth)[row])
+        assert not torch.equal(_tile(grid, row, 1, CAPTION_HEIGHT), truth[row])
+
+
+def test_bw_set_drops_the_truth_column(compare, checkpoints, write_photos, tmp_path, capsys):
+    write_photos(tmp_path / "bw", 2, gray=True)
+    grid = _run(compare, [checkpoints["zero"]], tmp_path / "bw", tmp_path / "bw.png")
+    assert grid.shape == (3, LABEL_HEIGHT + 2 * (SIZE + PADDING) + PADDING, 2 * (SIZE + PADDING) + PADDING)
+    assert "2 images x 2 columns (gray, tiny/gan/best)" in capsys.readouterr().out
+
+
+def test_captions_give_psnr_against_the_truth_and_colorfulness(compare):
+    truth = torch.zeros(2, 3, 16, 16, dtype=torch.uint8)
+    truth[:, 0] = 255  # pure red: rg = 255, yb = 127.5 everywhere, so CF = 0.3 * 127.5 * sqrt(5) = 85.5
+    gray = torch.full_like(truth, 5)
+    with_truth = compare.captions({"gray": gray, "truth": truth})
+    mse = (255 - 5) ** 2 / 3 + 2 * 5**2 / 3
+    assert with_truth[0] == [f"PSNR {10 * np.log10(255**2 / mse):.1f} CF 0.0"] * 2
+    assert with_truth[1] == ["CF 85.5"] * 2
+    assert compare.captions({"gray": gray}) == [["CF 0.0", "CF 0.0"]]
+
+
+def test_html_page_shows_full_size_images(compare, checkpoints, write_photos, tmp_path):
+    write_photos(tmp_path / "photos", 2, size=(72, 40))
+    _run(compare, [checkpoints["zero"]], tmp_path / "photos", tmp_path / "out" / "grid.png", "--html", "--limit", "1")
+    page = (tmp_path / "out" / "grid.html").read_text()
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert "<img src='grid.png'" in page and "<th>tiny/gan/best</th>" in page
+    assert sources == [f"grid_files/000_photo0_{name}.png" for name in ("gray", "tiny_gan_best", "original")]
+    for source in sources:
+        with Image.open(tmp_path / "out" / source) as image:
+            assert image.size == (72, 40)

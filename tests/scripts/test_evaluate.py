@@ -1,0 +1,93 @@
+"""scripts/evaluate.py on a tiny set: the table, the JSON summary, the per-image CSV, and user errors."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def evaluate(load_script):
+    return load_script("evaluate")
+
+
+def _table_rows(text: str) -> dict[str, list[str]]:
+    """Markdown table rows by their first cell: label -> the other cells."""
+    rows = [line.strip("|").split("|") for line in text.splitlines() if line.startswith("| ")]
+    return {cells[0].strip(): [c.strip() for c in cells[1:]] for cells in rows[1:]}
+
+
+def test_evaluate_reports_gray_checkpoints_and_truth(evaluate, write_photos, tmp_path, checkpoints, capsys):
+    photos = write_photos(tmp_path / "photos", 3)
+    (tmp_path / "photos" / "broken.png").write_bytes(b"not an image")
+    out = tmp_path / "eval"
+    args = ["--data", str(tmp_path / "photos"), "--size", "32", "--out", str(out), "--workers", "0"]
+    args += ["--batch-size", "2", "--checkpoint", str(checkpoints["random"]), "--checkpoint", str(checkpoints["zero"])]
+    with pytest.warns(UserWarning, match="broken.png"):
+        assert evaluate.main(args) == 0
+
+    rows = _table_rows(capsys.readouterr().out)
+    assert list(rows) == ["gray", "tiny/pretrain/best", "tiny/gan/best", "ground truth"]
+    psnr, ssim, ciede, cf, delta_cf = (0, 1, 2, 3, 4)
+    truth_cf = float(rows["ground truth"][cf])
+    assert rows["ground truth"][:cf] == ["–"] * 3 and truth_cf > 20
+    assert rows["gray"][cf] == "0.00" and float(rows["gray"][delta_cf]) == pytest.approx(truth_cf, abs=0.01)
+    assert float(rows["tiny/gan/best"][cf]) < 1  # a model predicting ab = 0 looks like the gray row
+    assert float(rows["tiny/gan/best"][psnr]) == pytest.approx(float(rows["gray"][psnr]), abs=0.1)
+    assert float(rows["tiny/pretrain/best"][cf]) > 1
+    assert float(rows["tiny/pretrain/best"][ssim]) < float(rows["gray"][ssim]) <= 1
+    assert float(rows["gray"][ciede]) > 0
+    assert (out / "results.md").read_text().count("| gray |") == 1
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["images"] == 3 and summary["size"] == 32
+    assert summary["unreadable"] == [str(tmp_path / "photos" / "broken.png")]
+    assert summary["checkpoints"] == {
+        "tiny/pretrain/best": str(checkpoints["random"]),
+        "tiny/gan/best": str(checkpoints["zero"]),
+    }
+    assert summary["results"]["gray"]["colorfulness"] == 0
+    assert summary["results"]["ground truth"]["colorfulness"] == pytest.approx(truth_cf, abs=0.005)
+    assert summary["optional_metrics"] == evaluate.metrics.optional_metrics_status()
+
+    with open(out / "per_image.csv", newline="") as handle:
+        records = list(csv.DictReader(handle))
+    assert [(Path(r["file"]).name, r["model"]) for r in records[:4]] == [
+        (photos[0].name, "gray"),
+        (photos[0].name, "tiny/pretrain/best"),
+        (photos[0].name, "tiny/gan/best"),
+        (photos[0].name, "ground truth"),
+    ]
+    assert len(records) == 3 * 4
+    gray_psnr = [float(r["psnr"]) for r in records if r["model"] == "gray"]
+    assert sum(gray_psnr) / 3 == pytest.approx(summary["results"]["gray"]["psnr"], rel=1e-4)
+    assert all(r["psnr"] == "" and float(r["colorfulness"]) > 0 for r in records if r["model"] == "ground truth")
+
+
+@pytest.mark.parametrize(
+    ("path", "label"),
+    [
+        ("runs/quickstart/checkpoints/pretrain/best.pt", "quickstart/pretrain/best"),
+        ("old/stage2.pt", "old/stage2"),
+        ("model.pt", "model"),
+    ],
+)
+def test_checkpoint_label_names_run_stage_and_file(evaluate, path, label):
+    assert evaluate.checkpoint_label(Path(path)) == label
+
+
+def test_repeated_labels_are_a_user_error(evaluate, write_photos, tmp_path, checkpoints, capsys):
+    write_photos(tmp_path / "photos", 1)
+    args = ["--data", str(tmp_path / "photos"), "--checkpoint", str(checkpoints["zero"]), "--checkpoint"]
+    assert evaluate.main([*args, str(checkpoints["zero"])]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: need 2 distinct labels") and err.count("\n") == 1
+
+
+def test_missing_checkpoint_exits_2_with_one_line_when_run_as_a_script(run_script, write_photos, tmp_path):
+    write_photos(tmp_path / "photos", 1)
+    result = run_script("evaluate", "--checkpoint", str(tmp_path / "nope.pt"), "--data", str(tmp_path / "photos"))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: checkpoint {tmp_path / 'nope.pt'} does not exist")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
