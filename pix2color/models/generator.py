@@ -1,0 +1,211 @@
+"""The U-Net generator: fastai's DynamicUnet on a pretrained torchvision encoder, lightness in, chroma out.
+
+fastai is imported inside the functions that build the model: ``import fastai.vision`` costs about 5 s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torchvision
+from torch import Tensor, nn
+
+from pix2color.config import ModelConfig
+from pix2color.errors import ConfigError
+from pix2color.models.fusion import GlobalFusion, build_fusion
+from pix2color.models.pretrained import load_torchvision_model
+
+ENCODERS: dict[str, Callable[..., nn.Module]] = {
+    "resnet18": torchvision.models.resnet18,
+    "resnet34": torchvision.models.resnet34,
+    "resnet50": torchvision.models.resnet50,
+    "resnet101": torchvision.models.resnet101,
+    "vgg16_bn": torchvision.models.vgg16_bn,
+}
+# The body must be a Sequential of the encoder's stages (DynamicUnet hooks its children). fastai's
+# default cut, everything before the pooling head, gives that for the ResNets; VGG's stages are the
+# layers of its ``features``.
+_CUTS: dict[str, Callable[[nn.Module], nn.Module]] = {"vgg16_bn": lambda model: model.features}
+
+
+class Generator(nn.Module):
+    """Maps lightness to chroma with a U-Net whose encoder can be frozen for transfer learning.
+
+    Args:
+        unet: a fastai DynamicUnet whose first layer is the encoder.
+        fusion: fuses a global image embedding into the encoder's output, or None.
+    """
+
+    def __init__(self, unet: nn.Module, fusion: GlobalFusion | None = None):
+        super().__init__()
+        self.unet = unet
+        self.fusion = fusion
+        self.encoder_frozen = False
+        if fusion is not None:
+            self.encoder.register_forward_hook(self._fuse)
+
+    @property
+    def encoder(self) -> nn.Module:
+        """The pretrained body, the U-Net's first layer."""
+        return self.unet[0]
+
+    def forward(self, lightness: Tensor) -> Tensor:
+        """Predict chroma.
+
+        Args:
+            lightness: (B, 1, H, W) in [-1, 1]; H and W multiples of 32, any size.
+
+        Returns:
+            (B, 2, H, W) chroma in [-1, 1].
+        """
+        _check_lightness(lightness)
+        chroma = self.unet(lightness)
+        for hook in self.unet.sfs:  # fastai keeps the skip activations: drop them (memory, deepcopy for EMA)
+            hook.stored = None
+        return chroma
+
+    def freeze_encoder(self, frozen: bool) -> None:
+        """Freeze (no gradients, BatchNorm in eval mode even under ``train()``) or unfreeze the encoder."""
+        self.encoder_frozen = frozen
+        self.encoder.requires_grad_(not frozen)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> Generator:
+        """Set the training mode; a frozen encoder stays in eval mode."""
+        super().train(mode)
+        if self.encoder_frozen:
+            self.encoder.eval()
+        return self
+
+    def param_groups(self, lr: float, encoder_lr_mult: float) -> list[dict]:
+        """Optimizer groups: decoder at ``lr``, encoder at ``lr * encoder_lr_mult``, fusion conv at ``lr``.
+
+        A frozen encoder's parameters are included (they get no gradient, so Adam skips them), so the
+        optimizer need not be rebuilt when the encoder is unfrozen. The fusion classifier, always
+        frozen, is left out.
+        """
+        encoder = list(self.encoder.parameters())
+        in_encoder = {id(p) for p in encoder}
+        groups = [
+            {"params": [p for p in self.unet.parameters() if id(p) not in in_encoder], "lr": lr, "name": "decoder"},
+            {"params": encoder, "lr": lr * encoder_lr_mult, "name": "encoder"},
+        ]
+        if self.fusion is not None:
+            groups.append({"params": list(self.fusion.conv.parameters()), "lr": lr, "name": "fusion"})
+        return groups
+
+    def _fuse(self, encoder: nn.Module, args: tuple[Tensor, ...], features: Tensor) -> Tensor:
+        """Forward hook on the encoder: its output is replaced by the fused one."""
+        return self.fusion(args[0], features)
+
+
+def build_generator(cfg: ModelConfig, size: int = 256) -> Generator:
+    """Build the generator that ``cfg`` describes, in training mode.
+
+    Args:
+        cfg: encoder, pretrained weights, self-attention, blur, last_cross, spectral norm, fusion.
+        size: the square size the U-Net is laid out at, a multiple of 32; it then runs at any such size.
+
+    Raises:
+        ConfigError: an unknown encoder or fusion, a bad size, or pretrained weights that cannot be loaded.
+    """
+    from fastai.callback.hook import num_features_model
+    from fastai.layers import NormType
+    from fastai.vision.models.unet import DynamicUnet
+
+    if size <= 0 or size % 32:
+        low, high = nearest_sizes(size)
+        raise ConfigError(
+            f"generator size {size} must be a positive multiple of 32; nearest valid sizes: {low}, {high}."
+        )
+    body = build_encoder(cfg.encoder, cfg.pretrained)
+    fusion = build_fusion(cfg.fusion, cfg.pretrained, num_features_model(body))
+    unet = DynamicUnet(
+        body,
+        n_out=2,
+        img_size=(size, size),
+        blur=cfg.blur,
+        self_attention=cfg.self_attention,
+        y_range=(-1.0, 1.0),
+        last_cross=cfg.last_cross,
+        norm_type=NormType.Spectral if cfg.spectral_norm else None,
+    )
+    _drop_tensor_base(unet)
+    _parametrize_spectral_norm(unet)
+    return Generator(unet, fusion).train()
+
+
+def build_encoder(name: str, pretrained: str) -> nn.Sequential:
+    """The body of encoder ``name`` with ``pretrained`` weights, reading one channel: a Sequential of stages.
+
+    Raises:
+        ConfigError: an unknown name, or pretrained weights that cannot be loaded.
+    """
+    from fastai.vision.learner import create_body
+
+    if name not in ENCODERS:
+        raise ConfigError(f"model.encoder={name!r} is not valid; valid values: {', '.join(ENCODERS)}.")
+    model = load_torchvision_model(ENCODERS[name], pretrained)
+    body = create_body(model, cut=_CUTS.get(name))  # n_in=3: create_body only cuts
+    to_single_channel(body)
+    return body
+
+
+def to_single_channel(body: nn.Module) -> None:
+    """Make ``body`` read one channel: its first conv's RGB kernels are summed, its bias is kept.
+
+    On a gray image (R = G = B) the summed kernel gives what the RGB kernels gave. fastai's
+    ``create_body(n_in=1)`` sums too, but gives the new conv a random bias (VGG's first conv has one).
+    """
+    name, conv = next((n, m) for n, m in body.named_modules() if isinstance(m, nn.Conv2d))
+    gray = nn.Conv2d(
+        1,
+        conv.out_channels,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        bias=conv.bias is not None,
+        padding_mode=conv.padding_mode,
+    )
+    with torch.no_grad():
+        gray.weight.copy_(conv.weight.sum(dim=1, keepdim=True))
+        if conv.bias is not None:
+            gray.bias.copy_(conv.bias)
+    body.set_submodule(name, gray)
+
+
+def nearest_sizes(n: int) -> tuple[int, int]:
+    """The multiples of 32 at or just below and above ``n`` (at least 32)."""
+    return max(32, n // 32 * 32), max(32, -(-n // 32) * 32)
+
+
+def _check_lightness(lightness: Tensor) -> None:
+    if lightness.dim() != 4 or lightness.shape[1] != 1:
+        raise ValueError(f"lightness must be a (B, 1, H, W) tensor, got {tuple(lightness.shape)}")
+    height, width = lightness.shape[-2:]
+    if height % 32 or width % 32:
+        (h_low, h_high), (w_low, w_high) = nearest_sizes(height), nearest_sizes(width)
+        raise ValueError(
+            f"lightness of shape {tuple(lightness.shape)}: H and W must be multiples of 32; "
+            f"nearest valid H x W: {h_low}x{w_low} or {h_high}x{w_high}"
+        )
+
+
+def _drop_tensor_base(unet: nn.Module) -> None:
+    """Remove DynamicUnet's last layer, which turns its output into a fastai TensorBase."""
+    from fastai.layers import ToTensorBase
+
+    unet.layers = nn.ModuleList(layer for layer in unet.layers if not isinstance(layer, ToTensorBase))
+
+
+def _parametrize_spectral_norm(model: nn.Module) -> None:
+    """Swap fastai's hook-based spectral norm for torch's parametrization, which can be deep-copied
+    (as the EMA does) after a forward pass."""
+    from torch.nn.utils.spectral_norm import SpectralNorm
+
+    for module in list(model.modules()):
+        for hook in [h for h in module._forward_pre_hooks.values() if isinstance(h, SpectralNorm)]:
+            nn.utils.remove_spectral_norm(module, hook.name)
+            nn.utils.parametrizations.spectral_norm(module, hook.name, hook.n_power_iterations, hook.eps, hook.dim)

@@ -1,0 +1,135 @@
+"""The U-Net generator on CPU at 64x64: every encoder and option builds, runs and trains; freezing works."""
+
+import copy
+import typing
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from pix2color.config import Encoder, ModelConfig
+from pix2color.errors import ConfigError
+from pix2color.models.generator import ENCODERS, build_generator
+
+SIZE = 64
+
+
+def _build(**options) -> nn.Module:
+    return build_generator(ModelConfig(pretrained="none", **options), SIZE)
+
+
+def _lightness(height: int = SIZE, width: int = SIZE) -> torch.Tensor:
+    return torch.rand(2, 1, height, width) * 2 - 1
+
+
+def _no_grad_names(module: nn.Module) -> list[str]:
+    return [name for name, p in module.named_parameters() if p.requires_grad and p.grad is None]
+
+
+def _forward_flops(generator: nn.Module) -> int:
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        generator.eval()(_lightness())
+    return counter.get_total_flops()
+
+
+def test_encoders_are_the_config_choices():
+    assert set(ENCODERS) == set(typing.get_args(Encoder))
+
+
+@pytest.fixture(scope="module")
+def resnet18() -> nn.Module:
+    """A shared generator for the tests that only run it."""
+    return _build()
+
+
+@pytest.mark.parametrize("encoder", list(ENCODERS))
+def test_every_encoder_runs_forward_and_backward(encoder):
+    generator = _build(encoder=encoder)
+    # Built for 64x64, run at 96x96: a 2x2 bottleneck makes oneDNN's conv backward ~10x slower on CPU.
+    chroma = generator(torch.rand(1, 1, 96, 96) * 2 - 1)
+    assert chroma.shape == (1, 2, 96, 96)
+    chroma.mean().backward()
+    assert _no_grad_names(generator) == []
+
+
+def test_output_is_plain_chroma_in_range_at_any_multiple_of_32(resnet18):
+    with torch.no_grad():
+        chroma = resnet18(_lightness(96, 64))
+    assert type(chroma) is torch.Tensor
+    assert chroma.shape == (2, 2, 96, 64)
+    assert chroma.abs().max() <= 1
+
+
+def test_options_train_and_deep_copy_after_a_forward():
+    generator = _build(self_attention=True, blur=True, spectral_norm=True, last_cross=False)
+    generator(_lightness()).mean().backward()
+    assert _no_grad_names(generator) == []
+    clone = copy.deepcopy(generator)  # as the EMA does
+    generator.eval(), clone.eval()
+    lightness = _lightness()
+    with torch.no_grad():
+        assert torch.equal(clone(lightness), generator(lightness))
+    parametrized = [m for m in generator.unet.modules() if hasattr(m, "parametrizations")]
+    assert len(parametrized) > 10  # spectral norm on the decoder's convs
+
+
+def test_frozen_encoder_gets_no_gradient_and_keeps_batchnorm_in_eval():
+    generator = _build()
+    generator.freeze_encoder(True)
+    generator.train()
+    norms = [m for m in generator.encoder.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert norms and not any(m.training for m in norms)
+    before = norms[0].running_mean.clone()
+    generator(_lightness()).mean().backward()
+    assert torch.equal(norms[0].running_mean, before)
+    assert all(p.grad is None and not p.requires_grad for p in generator.encoder.parameters())
+    assert _no_grad_names(generator) == []
+
+    generator.zero_grad(set_to_none=True)
+    generator.freeze_encoder(False)
+    assert all(m.training for m in norms)
+    generator(_lightness()).mean().backward()
+    assert all(p.grad is not None for p in generator.parameters())
+
+
+def test_unfreezing_in_eval_mode_stays_in_eval_mode():
+    generator = _build().eval()
+    generator.freeze_encoder(True)
+    generator.freeze_encoder(False)
+    assert not any(m.training for m in generator.modules())
+
+
+def test_param_groups_give_the_encoder_its_own_lr_and_cover_every_parameter_once():
+    generator = _build()
+    generator.freeze_encoder(True)  # frozen parameters stay in the groups
+    groups = generator.param_groups(1e-3, 0.1)
+    assert [g["name"] for g in groups] == ["decoder", "encoder"]
+    assert [g["lr"] for g in groups] == pytest.approx([1e-3, 1e-4])
+    ids = [id(p) for group in groups for p in group["params"]]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == {id(p) for p in generator.parameters()}
+    assert {id(p) for p in groups[1]["params"]} == {id(p) for p in generator.encoder.parameters()}
+    torch.optim.Adam(groups)
+
+
+def test_last_cross_false_costs_fewer_flops(resnet18):
+    assert _forward_flops(_build(last_cross=False)) < _forward_flops(resnet18)
+
+
+def test_a_build_size_off_the_multiples_of_32_names_the_nearest():
+    with pytest.raises(ConfigError, match=r"size 100 .* nearest valid sizes: 96, 128"):
+        build_generator(ModelConfig(pretrained="none"), 100)
+
+
+def test_an_input_off_the_multiples_of_32_names_the_nearest(resnet18):
+    with pytest.raises(ValueError, match=r"nearest valid H x W: 96x64 or 128x64"):
+        resnet18(torch.zeros(1, 1, 100, 64))
+    with pytest.raises(ValueError, match=r"\(B, 1, H, W\)"):
+        resnet18(torch.zeros(1, 3, 64, 64))
+
+
+def test_an_unknown_encoder_lists_the_valid_ones():
+    with pytest.raises(ConfigError, match="model.encoder='resnet9'") as error:
+        _build(encoder="resnet9")
+    assert all(name in str(error.value) for name in ENCODERS)
