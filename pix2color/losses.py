@@ -1,0 +1,128 @@
+"""Losses: L1 on chroma, the GAN objectives (vanilla, lsgan, hinge) and a VGG16 perceptual loss."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import Tensor, nn
+
+from pix2color.errors import ConfigError
+from pix2color.models.pretrained import IMAGENET_MEAN, IMAGENET_STD, load_torchvision_model
+
+# torchvision vgg16 ``features`` index of each ReLU output the perceptual loss can compare.
+VGG16_LAYERS = {"relu1_2": 3, "relu2_2": 8, "relu3_3": 15, "relu4_3": 22, "relu5_3": 29}
+
+
+def l1_chroma(pred: Tensor, target: Tensor) -> Tensor:
+    """Mean absolute error between predicted and true chroma, both (B, 2, H, W)."""
+    return F.l1_loss(pred, target)
+
+
+class GanLoss(abc.ABC):
+    """A GAN objective on discriminator logits of any shape, such as a PatchGAN map (B, 1, h, w)."""
+
+    @abc.abstractmethod
+    def real(self, logits: Tensor) -> Tensor:
+        """The loss for calling ``logits`` real."""
+
+    @abc.abstractmethod
+    def fake(self, logits: Tensor) -> Tensor:
+        """The loss for calling ``logits`` fake."""
+
+    def discriminator(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        """The discriminator's loss, halved as in pix2pix so that D learns slower than G."""
+        return 0.5 * (self.real(real_logits) + self.fake(fake_logits))
+
+    def generator(self, fake_logits: Tensor) -> Tensor:
+        """The generator's loss: its fakes should be called real."""
+        return self.real(fake_logits)
+
+
+class VanillaGanLoss(GanLoss):
+    """Binary cross-entropy on logits (Goodfellow et al., the non-saturating generator loss)."""
+
+    def real(self, logits: Tensor) -> Tensor:
+        return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+
+    def fake(self, logits: Tensor) -> Tensor:
+        return F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits))
+
+
+class LsGanLoss(GanLoss):
+    """Least squares (Mao et al.): real logits pulled to 1, fake ones to 0."""
+
+    def real(self, logits: Tensor) -> Tensor:
+        return F.mse_loss(logits, torch.ones_like(logits))
+
+    def fake(self, logits: Tensor) -> Tensor:
+        return F.mse_loss(logits, torch.zeros_like(logits))
+
+
+class HingeGanLoss(GanLoss):
+    """Hinge (Lim & Ye; SAGAN): the discriminator's margins at +-1, the generator raises the fake logits."""
+
+    def real(self, logits: Tensor) -> Tensor:
+        return F.relu(1 - logits).mean()
+
+    def fake(self, logits: Tensor) -> Tensor:
+        return F.relu(1 + logits).mean()
+
+    def generator(self, fake_logits: Tensor) -> Tensor:
+        return -fake_logits.mean()
+
+
+GAN_LOSSES: dict[str, type[GanLoss]] = {"vanilla": VanillaGanLoss, "lsgan": LsGanLoss, "hinge": HingeGanLoss}
+
+
+def build_gan_loss(name: str) -> GanLoss:
+    """The GAN loss that ``stage2.gan_loss`` names.
+
+    Raises:
+        ConfigError: an unknown name.
+    """
+    if name not in GAN_LOSSES:
+        raise ConfigError(f"stage2.gan_loss={name!r} is not valid; valid values: {', '.join(GAN_LOSSES)}.")
+    return GAN_LOSSES[name]()
+
+
+class PerceptualLoss(nn.Module):
+    """Mean L1 distance between frozen VGG16 features of two RGB images.
+
+    Args:
+        pretrained: "imagenet", "none" or the path of a torchvision vgg16 state dict, as ``model.pretrained``.
+        layers: the ReLU outputs compared, keys of :data:`VGG16_LAYERS`; their losses are averaged.
+    """
+
+    def __init__(
+        self, pretrained: str = "imagenet", layers: Sequence[str] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+    ):
+        super().__init__()
+        unknown = [name for name in layers if name not in VGG16_LAYERS]
+        if unknown or not layers:
+            raise ValueError(f"perceptual layers {list(layers)} are not valid; choose from {', '.join(VGG16_LAYERS)}")
+        self.taps = {VGG16_LAYERS[name] for name in layers}
+        vgg = load_torchvision_model(torchvision.models.vgg16, pretrained)
+        self.features = vgg.features[: max(self.taps) + 1].requires_grad_(False).eval()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, pred_rgb: Tensor, target_rgb: Tensor) -> Tensor:
+        """Compare (B, 3, H, W) RGB images in [0, 1]; gradients flow into ``pred_rgb`` only. Returns a scalar."""
+        with torch.no_grad():
+            targets = self._tapped(target_rgb)
+        pairs = zip(self._tapped(pred_rgb), targets, strict=True)
+        return sum(F.l1_loss(pred, target) for pred, target in pairs) / len(targets)
+
+    def _tapped(self, rgb: Tensor) -> list[Tensor]:
+        """The VGG16 activations at ``self.taps``, shallowest first."""
+        x = (rgb - self.mean) / self.std
+        tapped = []
+        for index, layer in enumerate(self.features):
+            x = layer(x)
+            if index in self.taps:
+                tapped.append(x)
+        return tapped

@@ -1,0 +1,99 @@
+"""Pretrained weights reach the encoder: a state dict path, ImageNet from $TORCH_HOME offline, and errors."""
+
+import urllib.error
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from pix2color.config import ModelConfig
+from pix2color.errors import ConfigError
+from pix2color.models.generator import build_encoder, build_generator, to_single_channel
+from pix2color.models.pretrained import hub_file
+
+
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """An empty $TORCH_HOME, and any download fails as it does without a network."""
+
+    def refuse(url, *args, **kwargs):
+        raise urllib.error.URLError(f"no network for {url}")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def resnet18_state() -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    return torchvision.models.resnet18().state_dict()
+
+
+def _assert_encoder_carries(encoder: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """The body holds ``state`` minus the classifier head, with conv1's RGB kernels summed."""
+    body = encoder.state_dict()
+    assert len(body) == len(state) - 2  # fc.weight, fc.bias
+    for (key, value), (ref_key, ref) in zip(body.items(), state.items(), strict=False):
+        assert key.endswith(ref_key.split(".", 1)[1])  # "4.0.conv1.weight" holds "layer1.0.conv1.weight"
+        expected = ref.sum(dim=1, keepdim=True) if ref_key == "conv1.weight" else ref
+        assert torch.equal(value, expected), key
+
+
+def test_a_state_dict_path_loads_into_the_encoder(tmp_path, offline, resnet18_state):
+    path = tmp_path / "resnet18.pth"
+    torch.save(resnet18_state, path)
+    generator = build_generator(ModelConfig(encoder="resnet18", pretrained=str(path)), 64)
+    _assert_encoder_carries(generator.encoder, resnet18_state)
+
+
+def test_imagenet_reads_the_torch_hub_checkpoints_folder_offline(offline, resnet18_state):
+    file = hub_file(torchvision.models.ResNet18_Weights.IMAGENET1K_V1)
+    assert file == offline / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    file.parent.mkdir(parents=True)
+    torch.save(resnet18_state, file)
+    _assert_encoder_carries(build_encoder("resnet18", "imagenet"), resnet18_state)
+
+
+def test_imagenet_offline_without_the_file_names_the_file_and_folder(offline):
+    folder = offline / "torch" / "hub" / "checkpoints"
+    with pytest.raises(ConfigError) as error:
+        build_encoder("resnet18", "imagenet")
+    message = str(error.value)
+    assert f"needs resnet18-f37072fd.pth in {folder}" in message
+    assert "--set model.pretrained=none" in message
+
+
+def test_a_missing_unreadable_or_mismatching_file_is_named(tmp_path, resnet18_state):
+    with pytest.raises(ConfigError, match="no such file"):
+        build_encoder("resnet18", str(tmp_path / "missing.pth"))
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a state dict")
+    with pytest.raises(ConfigError, match=f"{garbage}: cannot be read"):
+        build_encoder("resnet18", str(garbage))
+    wrong = tmp_path / "wrong.pth"
+    torch.save({**resnet18_state, "fc.weight": torch.zeros(10, 512)}, wrong)
+    with pytest.raises(ConfigError, match=r"'fc.weight' has shape \(10, 512\) instead of \(1000, 512\)"):
+        build_encoder("resnet18", str(wrong))
+    nested = tmp_path / "checkpoint.pth"
+    torch.save({"model": resnet18_state}, nested)
+    with pytest.raises(ConfigError, match=f"{nested} is not a torchvision resnet18 state dict .*lacks 'conv1.weight'"):
+        build_encoder("resnet18", str(nested))
+
+
+def test_single_channel_sums_the_rgb_kernels_and_keeps_the_bias():
+    body = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU())
+    rgb_conv = body[0]
+    to_single_channel(body)
+    assert body[0].in_channels == 1
+    assert torch.equal(body[0].weight, rgb_conv.weight.sum(dim=1, keepdim=True))
+    assert torch.equal(body[0].bias, rgb_conv.bias)
+    gray = torch.rand(1, 1, 8, 8)
+    torch.testing.assert_close(body[0](gray), rgb_conv(gray.expand(-1, 3, -1, -1)))
+
+
+def test_vgg_body_is_its_features_reading_one_channel():
+    body = build_encoder("vgg16_bn", "none")
+    assert isinstance(body[0], nn.Conv2d) and body[0].in_channels == 1 and body[0].bias is not None
+    assert sum(isinstance(m, nn.MaxPool2d) for m in body) == 5
