@@ -14,6 +14,7 @@ import io
 import os
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -409,23 +410,67 @@ def load_script(name: str) -> ModuleType:
 
 # --- processes -----------------------------------------------------------------------------------------------------
 
+# One math thread per process: on two shared cores, torch's default of two threads per process makes each
+# training step about ten times slower under load.
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def train_command(*args: str | Path, overrides: tuple[str, ...] = ()) -> list[str]:
+    """``python train.py ARGS --set TINY_TRAINING... OVERRIDES...``."""
+    return cli("train.py", *args, "--set", *TINY_TRAINING, *overrides)
+
 
 def cli(*args: str | Path) -> list[str]:
     return [sys.executable, *(str(a) for a in args)]
 
 
-def run(args: list[str], timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
-    """Run a command in the repository root and capture text output."""
-    return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=timeout, **kwargs)
+def run(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run a command in the repository root with one math thread and capture text output."""
+    env = os.environ | ONE_THREAD
+    return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, process: subprocess.Popen | None = None) -> None:
-    """Poll ``condition`` every 0.1 s; fail on timeout or when ``process`` ends first."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if process is not None and process.poll() is not None:
-            out, err = process.communicate()
-            pytest.fail(f"process ended (exit {process.returncode}) before the condition held:\n{out}\n{err}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s")
-        time.sleep(0.1)
+class SignalledRun:
+    """A command started at once whose process gets ``sig`` as soon as the file ``trigger`` exists.
+
+    A watcher thread polls every 50 ms, so several runs can start together and overlap their slow start-up;
+    output goes to files in ``logs`` (no pipe can fill up and stall the process).
+    """
+
+    def __init__(self, args: list[str], trigger: Path, sig: signal.Signals, logs: Path, timeout: float = 300):
+        logs.mkdir(parents=True, exist_ok=True)
+        self.stdout, self.stderr = logs / "stdout.txt", logs / "stderr.txt"
+        with open(self.stdout, "w") as out, open(self.stderr, "w") as err:
+            self.process = subprocess.Popen(args, cwd=REPO, env=os.environ | ONE_THREAD, stdout=out, stderr=err)
+        self.signalled = False
+        self.watcher = threading.Thread(target=self._watch, args=(trigger, sig, timeout), daemon=True)
+        self.watcher.start()
+
+    def _watch(self, trigger: Path, sig: signal.Signals, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None and not trigger.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.process.poll() is None and trigger.exists():
+            self.process.send_signal(sig)
+            self.signalled = True
+
+    def finish(self, timeout: float = 300) -> tuple[int, str, str]:
+        """Wait for the process (killing it after ``timeout``); returns (exit code, stdout, stderr)."""
+        try:
+            self.process.wait(timeout)
+        finally:
+            self.process.kill()
+            self.process.wait()
+            self.watcher.join(1)
+        code = self.process.returncode
+        return code, self.stdout.read_text(errors="replace"), self.stderr.read_text(errors="replace")
