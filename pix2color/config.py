@@ -80,7 +80,7 @@ class TrainConfig:
     """What both stages share: batch, device, speed switches, checkpoints, logging."""
 
     batch_size: int = 16  # per process; under torchrun the global batch is this times the world size
-    amp: bool = True  # autocast: bf16 on CPU, fp16 (with a grad scaler) or bf16 on CUDA
+    amp: bool = True  # autocast: fp16 (with a grad scaler) or bf16 on CUDA; bf16 on CPUs with native bf16
     amp_dtype: Literal["auto", "bf16", "fp16"] = "auto"
     channels_last: bool = True
     compile: bool = False  # torch.compile the generator and discriminator
@@ -150,13 +150,22 @@ def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] 
     source = str(path) if path is not None else "the defaults"
     raw = _read_yaml(Path(path)) if path is not None else {}
     cfg = config_from_dict(raw, source)
+    validate(cfg, source, apply_overrides(cfg, overrides))
+    return cfg
+
+
+def apply_overrides(cfg: Config, overrides: typing.Iterable[str]) -> set[str]:
+    """Apply dotted ``section.key=value`` strings (values parsed as YAML scalars) to ``cfg`` in place.
+
+    Returns:
+        The dotted keys that were set, so :func:`validate` can blame ``--set`` for their values.
+    """
     overridden = set()
     for item in overrides:
         key, value = _split_override(item)
         set_value(cfg, key, value, "--set")
         overridden.add(key)
-    validate(cfg, source, overridden)
-    return cfg
+    return overridden
 
 
 def config_from_dict(raw: dict[str, Any], source: str) -> Config:

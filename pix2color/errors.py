@@ -15,3 +15,7 @@ class DataError(UserError):
 
 class CheckpointError(UserError):
     """A checkpoint that is missing, truncated, unsafe or built for another architecture."""
+
+
+class TrainingStopped(UserError):
+    """Training stopped on a fault (a NaN or Inf loss); the last good checkpoint is kept."""

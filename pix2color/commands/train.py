@@ -1,0 +1,120 @@
+"""``train.py`` / ``pix2color-train``: the two-stage training run from a YAML config."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from pix2color.commands.common import add_config_args, run_cli
+from pix2color.config import Config, apply_overrides, config_from_dict, load_config, set_value, validate
+from pix2color.errors import ConfigError
+
+STAGE_CHOICES = {"pretrain": ["pretrain"], "gan": ["gan"], "both": ["pretrain", "gan"]}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pix2color-train",
+        description="Train a colorization U-Net: stage 1 (L1 on ab), then stage 2 (pix2pix GAN).",
+    )
+    add_config_args(parser)
+    parser.add_argument("--data", nargs="+", metavar="DIR", help="training images: folders or manifests (data.train)")
+    parser.add_argument("--out", type=Path, metavar="RUN_DIR", help="run folder (default: runs/<config>_<time>)")
+    parser.add_argument("--stage", choices=sorted(STAGE_CHOICES), help="which stages to run (default: both)")
+    parser.add_argument("--resume", type=Path, metavar="RUN_DIR_or_CKPT", help="continue an interrupted run")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_cli(lambda: train(args))
+
+
+def train(args: argparse.Namespace) -> int:
+    """Resolve the config and run folder, then hand over to the Trainer (imported lazily: it loads fastai)."""
+    resume = _load_resume(args.resume) if args.resume else None
+    cfg = _resolve_config(args, resume)
+    run_dir = _run_dir(args, resume)
+    stages = STAGE_CHOICES[args.stage] if args.stage else (resume["stages"] if resume else STAGE_CHOICES["both"])
+
+    from pix2color.runtime import seed_everything, setup_runtime, teardown_runtime
+    from pix2color.trainer import Interrupted, Trainer
+
+    runtime = setup_runtime(cfg.train.device)
+    seed_everything(cfg.train.seed, cfg.train.deterministic)
+    try:
+        started = time.perf_counter()
+        results = Trainer(cfg, run_dir, runtime).run(stages, resume)
+    except Interrupted as stop:
+        if runtime.is_main:
+            print(f"interrupted: saved {stop.checkpoint}; resume with: pix2color-train --resume {run_dir}")
+        return 0
+    finally:
+        teardown_runtime(runtime)
+    if runtime.is_main:
+        _print_summary(run_dir, results, time.perf_counter() - started)
+    return 0
+
+
+def _load_resume(target: Path) -> dict:
+    from pix2color.checkpoint import load_checkpoint
+
+    path = _resume_checkpoint(target)
+    state = load_checkpoint(path)
+    state["path"] = str(path)
+    return state
+
+
+def _resume_checkpoint(target: Path) -> Path:
+    """A checkpoint file as given, or the newest last.pt of a run folder (stage 2's before stage 1's)."""
+    if target.is_file():
+        return target
+    for stage in ("gan", "pretrain"):
+        candidate = target / "checkpoints" / stage / "last.pt"
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"--resume {target}: no checkpoints/gan/last.pt or checkpoints/pretrain/last.pt there.")
+
+
+def _resolve_config(args: argparse.Namespace, resume: dict | None) -> Config:
+    """The YAML (or the checkpoint's config on --resume), then --set overrides, then --data."""
+    source = str(args.config or (resume["path"] if resume else "the defaults"))
+    if resume is None:
+        cfg = load_config(args.config, args.overrides)
+    else:
+        cfg = config_from_dict(resume["config"], source)
+        validate(cfg, source, apply_overrides(cfg, args.overrides))
+    if args.data:
+        set_value(cfg, "data.train", [str(d) for d in args.data], "--data")
+    if not cfg.data.train:
+        raise ConfigError(f"{source}: data.train is empty; pass --data DIR or set data.train in the config.")
+    return cfg
+
+
+def _run_dir(args: argparse.Namespace, resume: dict | None) -> Path:
+    """--out, else the resumed checkpoint's run folder, else runs/<config>_<time>; never reuse a finished run."""
+    if resume is not None:
+        return args.out or Path(resume["path"]).resolve().parents[2]
+    stem = Path(args.config).stem if args.config else "defaults"
+    run_dir = args.out or Path("runs") / f"{stem}_{time.strftime('%Y%m%d-%H%M%S')}"
+    if (run_dir / "checkpoints").exists() and args.stage != "gan":
+        raise ConfigError(
+            f"--out {run_dir} already holds checkpoints; continue it with --resume {run_dir} or choose another --out."
+        )
+    return run_dir
+
+
+def _print_summary(run_dir: Path, results: dict, seconds: float) -> None:
+    for stage, values in results.items():
+        print(f"{stage} final val: " + "  ".join(f"{k} {v:.3f}" for k, v in values.items()))
+    print(f"done in {seconds / 60:.1f} min")
+    print(f"  config:      {run_dir / 'config.yaml'}")
+    print(f"  checkpoints: {run_dir / 'checkpoints'}/<stage>/best.pt and last.pt")
+    print(f"  grids:       {run_dir / 'grids'}")
+    print(f"  logs:        tensorboard --logdir {run_dir / 'tb'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
