@@ -373,10 +373,24 @@ def write_checkpoint(path: Path, encoder: str = "resnet18", config_encoder: str 
     return path
 
 
+def delete_checkpoints(root: Path) -> None:
+    """Tiny runs still write 370 MB checkpoints (ResNet18 U-Net + Adam), and pytest keeps three sessions' tmp."""
+    for path in root.rglob("*.pt"):
+        path.unlink()
+
+
+@pytest.fixture(autouse=True)
+def checkpoints_deleted_afterwards(tmp_path: Path) -> Iterator[None]:
+    yield
+    delete_checkpoints(tmp_path)
+
+
 @pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A resnet18 64 px stage 1 checkpoint, written once per session (read-only for the tests)."""
-    return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+    path = write_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+    yield path
+    path.unlink()
 
 
 class RunsCode:
@@ -440,27 +454,29 @@ def run(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-class SignalledRun:
-    """A command started at once whose process gets ``sig`` as soon as the file ``trigger`` exists.
+class BackgroundRun:
+    """A command started at once; with ``sig``, its process gets ``sig`` as soon as the file ``trigger`` exists.
 
     A watcher thread polls every 50 ms, so several runs can start together and overlap their slow start-up;
     output goes to files in ``logs`` (no pipe can fill up and stall the process).
     """
 
-    def __init__(self, args: list[str], trigger: Path, sig: signal.Signals, logs: Path, timeout: float = 300):
+    def __init__(
+        self, args: list[str], logs: Path, trigger: Path | None = None, sig: signal.Signals | None = None
+    ) -> None:
         logs.mkdir(parents=True, exist_ok=True)
         self.stdout, self.stderr = logs / "stdout.txt", logs / "stderr.txt"
         with open(self.stdout, "w") as out, open(self.stderr, "w") as err:
             self.process = subprocess.Popen(args, cwd=REPO, env=os.environ | ONE_THREAD, stdout=out, stderr=err)
         self.signalled = False
-        self.watcher = threading.Thread(target=self._watch, args=(trigger, sig, timeout), daemon=True)
-        self.watcher.start()
+        self.watcher = threading.Thread(target=self._watch, args=(trigger, sig), daemon=True)
+        if sig is not None:
+            self.watcher.start()
 
-    def _watch(self, trigger: Path, sig: signal.Signals, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while self.process.poll() is None and not trigger.exists() and time.monotonic() < deadline:
+    def _watch(self, trigger: Path, sig: signal.Signals) -> None:
+        while self.process.poll() is None and not trigger.exists():
             time.sleep(0.05)
-        if self.process.poll() is None and trigger.exists():
+        if self.process.poll() is None:
             self.process.send_signal(sig)
             self.signalled = True
 
@@ -471,6 +487,13 @@ class SignalledRun:
         finally:
             self.process.kill()
             self.process.wait()
+        if self.watcher.is_alive():
             self.watcher.join(1)
         code = self.process.returncode
         return code, self.stdout.read_text(errors="replace"), self.stderr.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """Kill the process if it still runs (teardown after a test that failed early)."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()

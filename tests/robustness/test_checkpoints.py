@@ -7,7 +7,7 @@ the checkpoint itself is left as it was and no output is written.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,8 +24,10 @@ from tests.robustness.conftest import (
 
 
 @pytest.fixture(scope="module")
-def resnet34_weights_under_resnet18_config(tmp_path_factory) -> Path:
-    return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "resnet34_as_18.pt", "resnet34", "resnet18")
+def resnet34_weights_under_resnet18_config(tmp_path_factory) -> Iterator[Path]:
+    path = write_checkpoint(tmp_path_factory.mktemp("ckpt") / "resnet34_as_18.pt", "resnet34", "resnet18")
+    yield path
+    path.unlink()
 
 
 def malicious(tmp_path: Path, tiny_checkpoint: Path, other: Path) -> tuple[Path, list[str]]:
