@@ -1,0 +1,60 @@
+"""Global fusion: shapes, gradients into the fusion conv and decoder, none into the frozen classifier."""
+
+import copy
+
+import pytest
+import torch
+
+from pix2color.config import ModelConfig
+from pix2color.errors import ConfigError
+from pix2color.models.fusion import CLASSIFIERS
+from pix2color.models.generator import build_generator
+
+
+def _build(fusion: str):
+    return build_generator(ModelConfig(encoder="resnet18", pretrained="none", fusion=fusion), 64)
+
+
+@pytest.fixture(scope="module")
+def fused():
+    return _build("resnet50")
+
+
+def test_fusion_trains_the_conv_and_decoder_but_not_the_classifier(fused):
+    generator = fused
+    classifier = generator.fusion.classifier
+    assert not classifier.training
+    chroma = generator(torch.rand(2, 1, 64, 64) * 2 - 1)
+    assert chroma.shape == (2, 2, 64, 64)
+    chroma.mean().backward()
+
+    assert all(p.grad is None and not p.requires_grad for p in classifier.parameters())
+    assert all(p.grad is not None for p in generator.unet.parameters())
+    channels = generator.fusion.conv.out_channels
+    assert generator.fusion.conv.weight.grad[:, channels:].abs().sum() > 0  # the embedding is fused
+
+    groups = generator.param_groups(1e-3, 0.1)
+    assert [g["name"] for g in groups] == ["decoder", "encoder", "fusion"]
+    grouped = {id(p) for g in groups for p in g["params"]}
+    assert grouped == {id(p) for p in generator.parameters() if p.requires_grad}
+
+
+def test_the_classifier_stays_in_eval_mode_and_a_copy_fuses_with_its_own_module(fused):
+    generator = fused.train()
+    assert not generator.fusion.classifier.training
+    clone = copy.deepcopy(generator)
+    (hook,) = clone.encoder._forward_hooks.values()
+    assert hook.__self__ is clone
+
+
+def test_inception_v3_embeds_at_its_own_input_size():
+    generator = _build("inception_v3").eval()
+    with torch.no_grad():
+        assert generator(torch.zeros(1, 1, 64, 64)).shape == (1, 2, 64, 64)
+    assert generator.fusion.embed(torch.zeros(1, 1, 64, 64)).shape == (1, 2048)
+
+
+def test_an_unknown_fusion_lists_the_valid_ones():
+    with pytest.raises(ConfigError, match="model.fusion='alexnet9'") as error:
+        _build("alexnet9")
+    assert all(name in str(error.value) for name in ["none", *CLASSIFIERS])
