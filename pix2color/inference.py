@@ -1,0 +1,258 @@
+"""Colorize photos at any resolution with a trained checkpoint (DeOldify's "render factor").
+
+The generator sees the photo's lightness resized to a ``render_size`` square; its chroma is upsampled
+(bilinear) to the photo's full size and joined with the photo's own full-resolution lightness. So the
+output keeps the input's size and detail, and memory is bounded by the render size: the full-size
+work runs in horizontal strips of about a megapixel, never on whole-photo float images.
+
+Why a square: every photo of a batch then has the same model input whatever its shape, so one forward
+pass colours them all, and the model's cost never grows with a panorama's aspect ratio. Chroma varies
+slowly, so the squeeze costs little; the detail comes from the full-resolution lightness.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import kornia.color
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor, nn
+
+from pix2color import color
+from pix2color.checkpoint import load_checkpoint, load_weights
+from pix2color.config import Config, config_from_dict
+from pix2color.data import to_rgb
+from pix2color.errors import ConfigError
+from pix2color.models.generator import build_generator, nearest_sizes
+from pix2color.runtime import amp_dtype, autocast, resolve_device
+
+STRIP_PIXELS = 1 << 19  # full-resolution work runs in strips of about this many pixels
+RGB_PROFILE = b"RGB "  # ICC header bytes 16..19 name the profile's colour space
+
+
+def load_generator(path: str | Path) -> tuple[nn.Module, Config]:
+    """Rebuild a checkpoint's generator on the CPU, in eval mode, from the config stored inside it.
+
+    Pretrained weights are switched off: every weight (fusion classifier included) comes from the
+    checkpoint, so nothing is downloaded. The EMA weights are used when the checkpoint has them.
+
+    Raises:
+        CheckpointError: missing, truncated, unsafe, or weights that do not fit the stored config.
+        ConfigError: the stored config has unknown keys or wrong types.
+    """
+    state = load_checkpoint(path)
+    cfg = config_from_dict(state["config"], source=str(path))
+    generator = build_generator(dataclasses.replace(cfg.model, pretrained="none"), cfg.data.size)
+    ema = state.get("generator_ema")
+    weights, what = (state["generator"], "generator") if ema is None else (ema, "EMA generator")
+    load_weights(generator, weights, what, path)
+    return generator.eval(), cfg
+
+
+class Colorizer:
+    """Colours photos with a trained generator; build it with :meth:`from_checkpoint`.
+
+    Args:
+        generator: maps lightness (B, 1, S, S) in [-1, 1] to chroma (B, 2, S, S).
+        space: the colour space it predicts chroma in ("lab" or "luv").
+        render_size: S, the square the model runs at; a multiple of 32.
+        saturation: factor on the predicted chroma (1 as trained, 0 gray, above 1 more vivid).
+        device: where the model and the colour conversions run.
+        batch_size: photos per forward pass.
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        space: str = "lab",
+        render_size: int = 256,
+        saturation: float = 1.0,
+        device: str | torch.device = "cpu",
+        batch_size: int = 8,
+    ):
+        _check_settings(render_size, saturation, batch_size)
+        self.device = torch.device(device)
+        self.generator = generator.to(self.device, memory_format=torch.channels_last).eval()
+        self.space = space
+        self.render_size = render_size
+        self.saturation = saturation
+        self.batch_size = batch_size
+        self.amp = amp_dtype(self.device, enabled=True, requested="auto")  # bf16 on CPU, fp16 on CUDA
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        device: str = "auto",
+        render_size: int | None = None,
+        saturation: float = 1.0,
+        batch_size: int = 8,
+    ) -> Colorizer:
+        """Load a stage 1 or stage 2 checkpoint; ``render_size`` defaults to its training size.
+
+        Raises:
+            CheckpointError: the checkpoint is missing, truncated or for another architecture.
+            ConfigError: a render size that is not a multiple of 32, or another bad setting.
+        """
+        generator, cfg = load_generator(path)
+        size = cfg.data.size if render_size is None else render_size
+        return cls(generator, cfg.color.space, size, saturation, resolve_device(device), batch_size)
+
+    def colorize(self, image: Image.Image) -> Image.Image:
+        """Colour one photo; see :meth:`colorize_batch`."""
+        return self.colorize_batch([image])[0]
+
+    def colorize_batch(self, images: Sequence[Image.Image]) -> list[Image.Image]:
+        """Colour photos of any sizes and modes from their lightness alone.
+
+        Each output is RGB (RGBA when the input has transparency, its alpha kept) with the input's
+        size and lightness, and the input's ICC profile when that is an RGB profile. Open files with
+        :func:`pix2color.data.open_image` so that EXIF orientation is applied first.
+        """
+        rgbs = [_colour_channels(image) for image in images]
+        chroma = self._predict(torch.cat([self._render_lightness(rgb) for rgb in rgbs]))
+        return [_to_pil(self._join(rgb, c[None]), image) for rgb, c, image in zip(rgbs, chroma, images, strict=True)]
+
+    def predict_rgb(self, rgb: Tensor) -> Tensor:
+        """Colour a batch from its lightness alone: (B, 3, H, W) uint8, any H, W -> (B, 3, H, W) uint8."""
+        return self._join(rgb, self._predict(self._render_lightness(rgb))).contiguous()
+
+    def _render_lightness(self, rgb: Tensor) -> Tensor:
+        """(B, 3, H, W) uint8 -> the model input: lightness (B, 1, S, S) in [-1, 1] on the device.
+
+        The photo is shrunk to S x S before its lightness is taken, as the training crops were. The
+        shrink runs on the CPU: its uint8 antialiased kernel is fast and takes any factor (CUDA's
+        fails at large ones).
+        """
+        small = F.interpolate(rgb.cpu(), (self.render_size,) * 2, mode="bilinear", antialias=True)
+        return color.rgb_to_lightness(small.to(self.device), self.space)
+
+    @torch.inference_mode()
+    def _predict(self, lightness: Tensor) -> Tensor:
+        """Lightness (N, 1, S, S) -> chroma (N, 2, S, S) float32, in batches, scaled by the saturation."""
+        chunks = []
+        for chunk in lightness.split(self.batch_size):
+            with autocast(self.device, self.amp):
+                chunks.append(self.generator(chunk.contiguous(memory_format=torch.channels_last)).float())
+        return torch.cat(chunks) * self.saturation
+
+    def _join(self, rgb: Tensor, chroma: Tensor) -> Tensor:
+        """Full-resolution lightness of rgb (B, 3, H, W) uint8 + chroma (B, 2, S, S) -> (B, 3, H, W) uint8.
+
+        Runs in strips of rows; the result lives on rgb's device, channels-last in memory.
+        """
+        b, _, h, w = rgb.shape
+        out = torch.empty((b, h, w, 3), dtype=torch.uint8, device=rgb.device)
+        for rows in _strips(b, h, w):
+            strip = rgb[:, :, rows].to(self.device)
+            lightness = color.rgb_to_lightness(strip, self.space)
+            joined = color.l_chroma_to_rgb(lightness, upsample_rows(chroma, (h, w), rows), self.space)
+            out[:, rows] = color.to_uint8(match_luminance(joined, strip)).permute(0, 2, 3, 1).to(out.device)
+        return out.permute(0, 3, 1, 2)
+
+
+def upsample_rows(chroma: Tensor, size: tuple[int, int], rows: slice) -> Tensor:
+    """Rows ``rows`` of ``F.interpolate(chroma, size, mode="bilinear")`` without computing the others.
+
+    Args:
+        chroma: (B, C, h, w).
+        size: the full output size (H, W).
+        rows: a slice of range(H) with step 1.
+
+    Returns:
+        (B, C, len(rows), W).
+    """
+    height, width = size
+    ys = (torch.arange(rows.start, rows.stop, device=chroma.device) + 0.5) * (2 / height) - 1
+    xs = (torch.arange(width, device=chroma.device) + 0.5) * (2 / width) - 1
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # (rows, W, 2) as (x, y)
+    grid = grid.expand(chroma.shape[0], -1, -1, -1)
+    return F.grid_sample(chroma, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def match_luminance(rgb: Tensor, reference: Tensor) -> Tensor:
+    """Give ``rgb`` the luminance of ``reference`` again where clipping to the sRGB gamut changed it.
+
+    :func:`color.l_chroma_to_rgb` clips colours outside the sRGB cube, which makes them darker or
+    lighter. Only pixels with a channel at 0 or 1 can have been clipped; for those, the linear colour
+    is mixed towards black (too light) or white (too dark), which restores the luminance Y, and so
+    L, exactly, keeps the hue and stays inside the cube.
+
+    Args:
+        rgb: (B, 3, H, W) float in [0, 1]; changed in place.
+        reference: (B, 3, H, W) uint8, the photo whose lightness to keep.
+
+    Returns:
+        ``rgb``.
+    """
+    clipped = ((rgb == 0) | (rgb == 1)).any(dim=1)  # (B, H, W)
+    channels = rgb.transpose(0, 1)  # (3, B, H, W), a view: assigning to it writes rgb
+    target = reference.transpose(0, 1)[:, clipped, None]  # (3, N, 1): N pixels as an image
+    channels[:, clipped] = _with_luminance(channels[:, clipped, None], target)[..., 0]
+    return rgb
+
+
+def _with_luminance(colour: Tensor, reference: Tensor) -> Tensor:
+    """Colours (3, N, 1) float in [0, 1] moved to the luminance of reference (3, N, 1) uint8."""
+    linear = kornia.color.rgb_to_linear_rgb(colour)
+    y = _luminance(linear)
+    target = _luminance(kornia.color.rgb_to_linear_rgb(reference.float() / 255))
+    darker = linear * (target / y.clamp_min(1e-12))
+    lighter = linear + (1 - linear) * ((target - y) / (1 - y).clamp_min(1e-12))
+    return kornia.color.linear_rgb_to_rgb(torch.where(y > target, darker, lighter)).clamp(0, 1)
+
+
+def _luminance(linear: Tensor) -> Tensor:
+    """CIE Y of linear RGB (*, 3, H, W) -> (*, 1, H, W)."""
+    return kornia.color.rgb_to_xyz(linear)[..., 1:2, :, :]
+
+
+def _strips(batch: int, height: int, width: int) -> Iterator[slice]:
+    """Row ranges that cut a (batch, height, width) image into strips of about STRIP_PIXELS pixels."""
+    step = max(1, STRIP_PIXELS // (batch * width))
+    for top in range(0, height, step):
+        yield slice(top, min(top + step, height))
+
+
+def _colour_channels(image: Image.Image) -> Tensor:
+    """PIL, any mode -> (1, 3, H, W) uint8; a transparent image's colours as they are, not composited."""
+    rgb = image.convert("RGB") if _has_alpha(image) else to_rgb(image)
+    return torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None]
+
+
+def _to_pil(rgb: Tensor, source: Image.Image) -> Image.Image:
+    """(1, 3, H, W) uint8 -> PIL, with the source's alpha channel and RGB ICC profile."""
+    image = Image.fromarray(rgb[0].permute(1, 2, 0).cpu().numpy())
+    if _has_alpha(source):
+        image.putalpha(_alpha(source))
+    profile = source.info.get("icc_profile")
+    if profile and profile[16:20] == RGB_PROFILE:  # a CMYK or gray profile does not describe RGB output
+        image.info["icc_profile"] = profile
+    return image
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    """An alpha band (RGBA, LA, PA), or a transparent palette entry or colour key."""
+    return "A" in image.getbands() or ("transparency" in image.info and image.mode in ("1", "L", "P", "RGB"))
+
+
+def _alpha(image: Image.Image) -> Image.Image:
+    """The alpha channel of an image for which :func:`_has_alpha` holds, as mode "L"."""
+    return image.getchannel("A") if "A" in image.getbands() else image.convert("RGBA").getchannel("A")
+
+
+def _check_settings(render_size: int, saturation: float, batch_size: int) -> None:
+    if render_size <= 0 or render_size % 32:
+        low, high = nearest_sizes(render_size)
+        raise ConfigError(
+            f"render size {render_size} must be a positive multiple of 32; nearest valid sizes: {low}, {high}."
+        )
+    if saturation < 0:
+        raise ConfigError(f"saturation {saturation} must be 0 or more (1 keeps the predicted colours).")
+    if batch_size < 1:
+        raise ConfigError(f"batch size {batch_size} must be 1 or more.")
