@@ -102,15 +102,19 @@ def _walk(root: Path) -> Iterator[Path]:
         for entry in entries:
             if entry.name.startswith("."):
                 continue
-            if entry.is_dir():
+            try:  # a symlink loop raises ELOOP here: such an entry is neither a folder nor an image
+                is_dir, is_file = entry.is_dir(), entry.is_file()
+            except OSError:
+                continue
+            if is_dir:
                 stack.append(Path(entry.path))
-            elif entry.is_file() and Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
+            elif is_file and Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
                 yield Path(entry.path)
 
 
 def _read_manifest(manifest: Path) -> list[Path]:
     files = []
-    for line in manifest.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in manifest.read_text(encoding="utf-8", errors="surrogateescape").splitlines():
         entry = line.split("\t", 1)[0].strip()
         if entry and not entry.startswith("#") and Path(entry).suffix.lower() in IMAGE_EXTENSIONS:
             files.append(manifest.parent / entry)
@@ -177,6 +181,7 @@ def _reading(path: str | Path) -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.filterwarnings("ignore", "Corrupt EXIF data", UserWarning)  # survived: orientation falls back
             yield
     except DataError:
         raise
@@ -301,6 +306,7 @@ class ImageDataset(torch.utils.data.Dataset):
         self.size = size
         self.train = train
         self.max_pixels = max_pixels
+        self.unreadable = 0  # files of the source dropped before training (set by build_datasets)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -339,6 +345,8 @@ def collate_images(items: list[torch.Tensor | None], size: int = 0) -> tuple[tor
 def build_datasets(cfg: DataConfig, seed: int = 0) -> tuple[ImageDataset, ImageDataset]:
     """Train and val datasets from ``cfg``, with unreadable files dropped before training starts.
 
+    Each dataset's ``unreadable`` attribute counts the files its source lost to the header check.
+
     Val is ``cfg.val`` when given, else a seeded ``cfg.val_fraction`` split of ``cfg.train``; it is capped at
     ``cfg.max_val_images`` (0: all) by a seeded, sorted sample.
 
@@ -348,17 +356,21 @@ def build_datasets(cfg: DataConfig, seed: int = 0) -> tuple[ImageDataset, ImageD
     """
     if not cfg.train:
         raise DataError("data.train is empty; pass --data DIR or set data.train to image folders or manifests.")
-    train = readable_files(list_images(cfg.train), cfg.max_image_pixels, cfg.max_bad_fraction, "data.train")
+    listed = list_images(cfg.train)
+    train = readable_files(listed, cfg.max_image_pixels, cfg.max_bad_fraction, "data.train")
+    train_unreadable, val_unreadable = len(listed) - len(train), 0
     if cfg.val:
-        val = readable_files(list_images(cfg.val), cfg.max_image_pixels, cfg.max_bad_fraction, "data.val")
+        listed = list_images(cfg.val)
+        val = readable_files(listed, cfg.max_image_pixels, cfg.max_bad_fraction, "data.val")
+        val_unreadable = len(listed) - len(val)
     else:
         train, val = split_files(train, cfg.val_fraction, seed)
     if 0 < cfg.max_val_images < len(val):
         val = sorted(random.Random(seed).sample(val, cfg.max_val_images))
-    return (
-        ImageDataset(train, cfg.size, train=True, max_pixels=cfg.max_image_pixels),
-        ImageDataset(val, cfg.size, train=False, max_pixels=cfg.max_image_pixels),
-    )
+    train_set = ImageDataset(train, cfg.size, train=True, max_pixels=cfg.max_image_pixels)
+    val_set = ImageDataset(val, cfg.size, train=False, max_pixels=cfg.max_image_pixels)
+    train_set.unreadable, val_set.unreadable = train_unreadable, val_unreadable
+    return train_set, val_set
 
 
 def readable_files(files: Sequence[Path], max_pixels: int, max_bad_fraction: float, key: str) -> list[Path]:

@@ -93,6 +93,7 @@ class Trainer:
         """Build the stage's models and optimizers, restore or initialise them, then loop over epochs."""
         self.stage = stage
         self.build_stage(stage, from_checkpoint=resume is not None or stage == "gan")
+        self.log.line(self.data_summary())
         if resume is not None:
             self.restore(resume)
         else:
@@ -504,6 +505,14 @@ class Trainer:
             raise Interrupted(checkpoint_path(self.run_dir, self.stage, "last"))
 
     # ----------------------------------------------------------------- logging
+    def data_summary(self) -> str:
+        unreadable = self.train_set.unreadable + self.val_set.unreadable
+        skipped = f"; skipped {unreadable} unreadable files (named in the warnings above)" if unreadable else ""
+        return (
+            f"{self.stage}: {len(self.train_set)} training images, {len(self.val_set)} validation images, "
+            f"{self.steps_per_epoch} steps of {self.cfg.train.batch_size} per epoch{skipped}"
+        )
+
     def log_step(self, values: dict[str, float], images_per_s: float, skipped: int) -> None:
         scalars = {f"{self.stage}/{name}": value for name, value in values.items()}
         for i, group in enumerate(self.opt_g.param_groups):

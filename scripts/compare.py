@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -65,6 +66,11 @@ def captions(columns: dict[str, Tensor]) -> list[list[str]]:
     return result
 
 
+def _display_name(path: Path) -> str:
+    """The file name as text, with bytes that are not UTF-8 shown as replacement characters."""
+    return path.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def write_html(page: Path, grid: Path, files: Sequence[Path], colorizers: dict[str, Colorizer]) -> None:
     """A page showing the grid, then every image at full size: gray, each colorizer, the original.
 
@@ -81,9 +87,9 @@ def write_html(page: Path, grid: Path, files: Sequence[Path], colorizers: dict[s
         for label, image in (images | {"original": original}).items():
             name = f"{i:03d}_{path.stem}_{re.sub(r'[^A-Za-z0-9]+', '_', label)}.png"
             image.save(folder / name)
-            src = quote(f"{folder.name}/{name}")
+            src = quote(os.fsencode(f"{folder.name}/{name}"))
             cells.append(f'<td><a href="{src}"><img src="{src}" alt="{html.escape(label)}"></a></td>')
-        rows.append(f"<tr><td>{html.escape(path.name)}</td>{''.join(cells)}</tr>")
+        rows.append(f"<tr><td>{html.escape(_display_name(path))}</td>{''.join(cells)}</tr>")
     page.write_text(
         "<!doctype html>\n<meta charset='utf-8'>\n<title>pix2color comparison</title>\n"
         "<style>body{font-family:sans-serif} td{vertical-align:top} td img{width:320px}</style>\n"

@@ -167,7 +167,7 @@ def write_reports(out: Path, scores: Scores, report: str, summary: dict) -> None
     (out / "results.md").write_text(report + "\n")
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     names = list(HEADERS)[:-1]  # every per-image metric; ΔCF exists only for a whole set
-    with open(out / "per_image.csv", "w", newline="") as handle:
+    with open(out / "per_image.csv", "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
         writer = csv.writer(handle)
         writer.writerow(["file", "model", *names])
         for i, path in enumerate(scores.files):

@@ -132,13 +132,13 @@ def _mapper(workers: int) -> Iterator[Callable]:
 def write_manifest(path: Path, files: Sequence[Path]) -> None:
     """One path per line, relative to the manifest's folder (as ``list_images`` reads it)."""
     lines = [os.path.relpath(Path(f).absolute(), path.parent.absolute()) for f in files]
-    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8", errors="surrogateescape")
 
 
 def write_report(path: Path, dropped: Sequence[Result]) -> None:
     """A TSV of every dropped file: file, reason, detail."""
     rows = ["file\treason\tdetail"] + [f"{r.path}\t{r.reason}\t{r.detail}" for r in dropped]
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8", errors="surrogateescape")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

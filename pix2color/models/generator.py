@@ -5,6 +5,7 @@ fastai is imported inside the functions that build the model: ``import fastai.vi
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -15,6 +16,9 @@ from pix2color.config import ModelConfig
 from pix2color.errors import ConfigError
 from pix2color.models.fusion import GlobalFusion, build_fusion
 from pix2color.models.pretrained import load_torchvision_model
+
+# fastai's layers still call torch.jit.script at import time; the deprecation notice is noise to our users.
+warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
 
 ENCODERS: dict[str, Callable[..., nn.Module]] = {
     "resnet18": torchvision.models.resnet18,
