@@ -1,0 +1,162 @@
+"""infer.py: mirrored output trees, skipping, never overwriting inputs, failures, formats, fast --help."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageCms
+
+from pix2color.commands import infer
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(capsys, *argv) -> tuple[int, str, list[str]]:
+    """infer.main on the CPU -> (exit code, stdout, stderr lines without progress-bar redraws)."""
+    code = infer.main([*map(str, argv), "--device", "cpu"])
+    captured = capsys.readouterr()
+    lines = [line for line in re.split(r"[\r\n]+", captured.err) if line.strip() and not re.match(r"\s*\d+%\|", line)]
+    return code, captured.out, lines
+
+
+def sizes(out: Path) -> dict[str, tuple[tuple[int, int], str]]:
+    """Relative path -> (size, mode) of every file under ``out``."""
+    result = {}
+    for path in sorted(out.rglob("*")):
+        if path.is_file():
+            with Image.open(path) as image:
+                result[path.relative_to(out).as_posix()] = (image.size, image.mode)
+    return result
+
+
+def test_mirrors_the_tree_and_reports_unreadable_files(tmp_path, make_image, infer_checkpoint, capsys):
+    make_image("photos/a.jpg", (80, 64))
+    make_image("photos/sub/b.png", (64, 48), mode="RGBA")
+    make_image("photos/sub/deep/c.tif", (40, 56), mode="L")
+    broken = tmp_path / "photos" / "sub" / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    out = tmp_path / "out"
+    code, stdout, errors = run(capsys, tmp_path / "photos", "--checkpoint", infer_checkpoint, "--out", out)
+    assert code == 1
+    assert len(errors) == 1 and errors[0].startswith("failed: ") and str(broken) in errors[0], errors
+    assert "3 colorized, 0 skipped" in stdout and "1 failed" in stdout
+    assert sizes(out) == {
+        "a.png": ((80, 64), "RGB"),
+        "sub/b.png": ((64, 48), "RGBA"),
+        "sub/deep/c.png": ((40, 56), "RGB"),
+    }
+
+
+def test_skips_existing_outputs_unless_overwrite(tmp_path, make_image, infer_checkpoint, capsys):
+    make_image("photos/a.jpg")
+    make_image("photos/b.png", seed=1)
+    out = tmp_path / "photos" / "colorized"  # inside the input folder: what is under --out is never an input
+    argv = [tmp_path / "photos", "--checkpoint", infer_checkpoint, "--out", out]
+    assert run(capsys, *argv)[0] == 0
+    written = {path: path.stat().st_mtime_ns for path in out.iterdir()}
+    code, stdout, _ = run(capsys, *argv)
+    assert code == 0 and "0 colorized, 2 skipped" in stdout
+    assert {path: path.stat().st_mtime_ns for path in out.iterdir()} == written
+    code, stdout, _ = run(capsys, *argv, "--overwrite")
+    assert code == 0 and "2 colorized, 0 skipped" in stdout
+    assert sorted(sizes(out)) == ["a.png", "b.png"]
+    assert not list(out.glob(".*"))  # no temp files left behind
+
+
+def test_never_overwrites_an_input(tmp_path, make_image, infer_checkpoint, capsys):
+    photo = make_image("photos/a.png")
+    before = photo.read_bytes()
+    argv = [tmp_path / "photos", "--checkpoint", infer_checkpoint, "--out", tmp_path / "photos", "--overwrite"]
+    code, _, errors = run(capsys, *argv)
+    assert code == 2
+    assert len(errors) == 1 and errors[0].startswith("error: ") and "overwrite the input" in errors[0], errors
+    assert str(photo) in errors[0]
+    assert photo.read_bytes() == before
+
+
+def test_two_inputs_for_one_output_are_refused(tmp_path, make_image, infer_checkpoint, capsys):
+    first, second = make_image("photos/a.jpg"), make_image("photos/a.png")
+    code, _, errors = run(capsys, tmp_path / "photos", "--checkpoint", infer_checkpoint, "--out", tmp_path / "out")
+    assert code == 2 and len(errors) == 1
+    assert str(first) in errors[0] and str(second) in errors[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_compare_and_jpeg(tmp_path, make_image, infer_checkpoint, capsys):
+    make_image("photos/a.png", (80, 64), mode="RGBA", color=(200, 120, 40, 255))  # flat: JPEG keeps it
+    out = tmp_path / "out"
+    argv = [tmp_path / "photos", "--checkpoint", infer_checkpoint, "--out", out, "--compare", "--format", "jpg"]
+    assert run(capsys, *argv)[0] == 0
+    assert sizes(out) == {"a.jpg": ((80, 64), "RGB"), "a_compare.jpg": ((160, 64), "RGB")}
+    with Image.open(out / "a_compare.jpg") as compare, Image.open(out / "a.jpg") as colorized:
+        halves = np.array(compare, dtype=np.int16).reshape(64, 2, 80, 3)
+        assert np.abs(halves[:, 0] - [200, 120, 40]).mean() < 2  # input | output (JPEG blurs the seam)
+        assert np.abs(halves[:, 1] - np.array(colorized, dtype=np.int16)).mean() < 2
+
+
+def test_exif_orientation_broken_exif_and_icc_profile(tmp_path, make_image, infer_checkpoint, capsys):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    make_image("photos/rotated.jpg", (48, 32), exif=exif.tobytes())
+    make_image("photos/broken_exif.jpg", (48, 32), exif=b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x05\x00\x12\x01")
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    make_image("photos/profiled.png", (40, 40), icc_profile=srgb)
+    out = tmp_path / "out"
+    assert run(capsys, tmp_path / "photos", "--checkpoint", infer_checkpoint, "--out", out)[0] == 0
+    assert sizes(out) == {
+        "broken_exif.png": ((48, 32), "RGB"),
+        "profiled.png": ((40, 40), "RGB"),
+        "rotated.png": ((32, 48), "RGB"),
+    }
+    with Image.open(out / "profiled.png") as profiled:
+        assert profiled.info["icc_profile"] == srgb
+
+
+def test_files_and_globs(tmp_path, make_image, infer_checkpoint, capsys):
+    make_image("photos/a.png")
+    make_image("photos/sub/b.png", seed=1)
+    single = make_image("photos/sub/c.jpg", seed=2)
+    out = tmp_path / "out"
+    pattern = f"{tmp_path}/photos/**/*.png"  # relative to photos/, the glob's fixed part
+    assert run(capsys, pattern, single, "--checkpoint", infer_checkpoint, "--out", out)[0] == 0
+    assert sorted(sizes(out)) == ["a.png", "c.png", "sub/b.png"]
+
+
+def test_a_failed_write_is_counted_and_the_run_goes_on(tmp_path, make_image, infer_checkpoint, capsys):
+    make_image("photos/a.png")
+    make_image("photos/sub/b.png", seed=1)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "sub").write_text("a file where the output folder should go")
+    code, stdout, errors = run(capsys, tmp_path / "photos", "--checkpoint", infer_checkpoint, "--out", out)
+    assert code == 1 and "1 colorized, 0 skipped" in stdout and "1 failed" in stdout
+    assert len(errors) == 1 and "could not write" in errors[0] and str(out / "sub" / "b.png") in errors[0]
+
+
+def test_a_bad_checkpoint_is_one_line(tmp_path, make_image, infer_checkpoint, capsys):
+    make_image("photos/a.png")
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(infer_checkpoint.read_bytes()[:4096])
+    code, _, errors = run(capsys, tmp_path / "photos", "--checkpoint", truncated, "--out", tmp_path / "out")
+    assert code == 2
+    assert len(errors) == 1 and errors[0].startswith("error: ") and str(truncated) in errors[0], errors
+    assert not (tmp_path / "out").exists()
+
+
+def test_help_answers_without_importing_torch():
+    script = (
+        "import runpy, sys\n"
+        "sys.argv = ['infer.py', '--help']\n"
+        "try:\n"
+        "    runpy.run_path('infer.py', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted({'torch', 'fastai', 'numpy'} & set(sys.modules)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True)
+    assert "--checkpoint" in result.stdout
+    assert result.stdout.strip().endswith("[]"), result.stdout
