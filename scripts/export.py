@@ -1,0 +1,104 @@
+"""Export a checkpoint's generator to ONNX or TorchScript, to run it without pix2color or fastai.
+
+    python scripts/export.py --checkpoint runs/quickstart/checkpoints/gan/best.pt --format onnx
+
+The exported model maps lightness (B, 1, H, W), normalised to [-1, 1], to chroma (B, 2, H, W) in
+[-1, 1], in the colour space of the checkpoint's config (``pix2color.color`` has the scaling). The
+batch size and H, W (multiples of 32) are free. It runs in float32, with the EMA weights when the
+checkpoint has them. ONNX needs the ``export`` extra: ``pip install -e ".[export]"``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from pix2color.commands.common import run_cli
+from pix2color.errors import ConfigError
+from pix2color.inference import load_generator
+from pix2color.models.generator import nearest_sizes
+
+SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
+DYNAMIC_AXES = {0: "batch", 2: "height", 3: "width"}
+ONNX_OPSET = 17
+
+
+def export(checkpoint: Path, fmt: str, out: Path | None = None, size: int | None = None) -> Path:
+    """Write the generator of ``checkpoint`` as ``fmt``; returns the file written.
+
+    Args:
+        checkpoint: a pix2color checkpoint.
+        fmt: "onnx" or "torchscript".
+        out: the file to write; default: beside the checkpoint, ``best.pt`` -> ``best.onnx``.
+        size: side of the example input traced at; default: the training size. Any size runs later.
+
+    Raises:
+        CheckpointError: the checkpoint cannot be loaded.
+        ConfigError: a size that is not a multiple of 32.
+    """
+    generator, cfg = load_generator(checkpoint)
+    size = cfg.data.size if size is None else size
+    if size <= 0 or size % 32:
+        low, high = nearest_sizes(size)
+        raise ConfigError(f"--size {size} must be a positive multiple of 32; nearest valid sizes: {low}, {high}.")
+    out = Path(checkpoint).with_suffix(SUFFIXES[fmt]) if out is None else Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.zeros(1, 1, size, size)
+    with torch.no_grad(), warnings.catch_warnings():
+        # Tracing warns at the U-Net's Python shape checks; at multiples of 32 they hold for every size.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        EXPORTERS[fmt](generator, example, out)
+    return out
+
+
+def export_onnx(generator: nn.Module, example: torch.Tensor, out: Path) -> None:
+    """ONNX through the TorchScript-based exporter, which needs only ``onnx`` (dynamo needs onnxscript)."""
+    torch.onnx.export(
+        generator,
+        (example,),
+        str(out),
+        input_names=["lightness"],
+        output_names=["chroma"],
+        dynamic_axes={"lightness": DYNAMIC_AXES, "chroma": DYNAMIC_AXES},
+        opset_version=ONNX_OPSET,
+        dynamo=False,
+    )
+
+
+def export_torchscript(generator: nn.Module, example: torch.Tensor, out: Path) -> None:
+    """A traced TorchScript module; sizes are read at run time, so any batch and H, W work."""
+    torch.jit.trace(generator, example).save(str(out))
+
+
+EXPORTERS = {"onnx": export_onnx, "torchscript": export_torchscript}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", required=True, type=Path, help="a .pt file from RUN_DIR/checkpoints")
+    parser.add_argument("--format", required=True, choices=tuple(EXPORTERS))
+    parser.add_argument("--out", type=Path, help="file to write (default: beside the checkpoint)")
+    parser.add_argument(
+        "--size", type=int, help="side of the traced example, a multiple of 32 (default: training size)"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    def run() -> int:
+        print(f"wrote {export(args.checkpoint, args.format, args.out, args.size)}")
+        return 0
+
+    return run_cli(run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
