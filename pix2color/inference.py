@@ -1,14 +1,13 @@
 """Colorize photos at any resolution with a trained checkpoint (DeOldify's "render factor").
 
-The generator sees the photo's lightness resized to a ``render_size`` square; its chroma is upsampled
-(bilinear) to the photo's full size and joined with the photo's own full-resolution lightness. So the
-output keeps the input's size and detail, and memory is bounded by the render size: the full-size
-work runs in horizontal strips of about a megapixel, never on whole-photo float images.
+The generator sees the photo shrunk to a ``render_size`` square; its chroma is upsampled (bilinear)
+to the photo's full size and joined with the photo's own full-resolution lightness. So the output
+keeps the input's size and detail, and memory is bounded by the render size: the full-size work runs
+in horizontal strips of half a megapixel, never on whole-photo float images.
 
 Why a square: every photo of a batch then has the same model input whatever its shape, so one forward
 pass colours them all, and the model's cost never grows with a panorama's aspect ratio. Chroma varies
-slowly, so the squeeze costs little; the detail comes from the full-resolution lightness.
-"""
+slowly, so the squeeze costs little; the detail comes from the full-resolution lightness."""
 
 from __future__ import annotations
 
@@ -82,7 +81,7 @@ class Colorizer:
         self.render_size = render_size
         self.saturation = saturation
         self.batch_size = batch_size
-        self.amp = amp_dtype(self.device, enabled=True, requested="auto")  # bf16 on CPU, fp16 on CUDA
+        self.amp = amp_dtype(self.device, enabled=True, requested="auto")  # fp16 on CUDA, bf16 on CPUs with it
 
     @classmethod
     def from_checkpoint(

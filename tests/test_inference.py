@@ -236,23 +236,25 @@ def test_bad_checkpoints_give_one_clear_line(tmp_path, checkpoint):
         assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
-def test_large_photo_memory_is_bounded_by_the_render_size(checkpoint):
+def test_large_photo_memory_is_bounded_by_the_render_size():
     """A 12-megapixel photo adds far less than whole-photo float images would (>1 GB at 12 MP).
 
     Measured in a fresh process: its peak RSS after colorizing minus its RSS before. The peak is
-    VmHWM, not ru_maxrss, which also counts the RSS of the pytest process that forked it.
+    VmHWM, not ru_maxrss, which also counts the RSS of the pytest process that forked it. A one-conv
+    stand-in generator keeps fastai out of the process; the full-resolution work is the same.
     """
     script = textwrap.dedent(
-        f"""
+        """
         from pathlib import Path
         from PIL import Image
+        from torch import nn
         from pix2color.inference import Colorizer
 
         def status_mb(field):
             line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith(field))
             return int(line.split()[1]) / 1024
 
-        colorizer = Colorizer.from_checkpoint({str(checkpoint)!r}, "cpu")
+        colorizer = Colorizer(nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Tanh()), render_size=64)
         colorizer.colorize(Image.new("L", (64, 64)))
         image = Image.radial_gradient("L").resize((4000, 3000))
         before = status_mb("VmRSS:")
