@@ -7,9 +7,7 @@ discriminator, optimizers, schedulers, scaler, EMA, epoch, step, RNG states.
 
 from __future__ import annotations
 
-import os
 import pickle
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import torch
 from torch import nn
 
 from pix2color.errors import CheckpointError
+from pix2color.files import atomic_write
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "config", "stage", "generator")
@@ -30,26 +29,13 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
     Raises:
         CheckpointError: the write failed; the message names the file.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_name = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
-        # O_EXCL like mkstemp, but with the usual 0o666 & ~umask mode: mkstemp's 0o600 would be kept
-        # by the rename and make checkpoints unreadable to anyone but their writer.
-        fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        with os.fdopen(fd, "wb") as handle:
+        with atomic_write(path) as handle:
             torch.save({"format_version": FORMAT_VERSION, **state}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
     except OSError as exc:
-        Path(tmp_name).unlink(missing_ok=True)
         raise CheckpointError(
             f"could not write checkpoint {path} ({exc.strerror or exc}); the previous checkpoint there is intact."
         ) from exc
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

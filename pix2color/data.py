@@ -25,7 +25,7 @@ from pix2color.errors import DataError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 MANIFEST_EXTENSIONS = frozenset({".txt", ".tsv"})
-DEFAULT_MAX_PIXELS = 100_000_000
+DEFAULT_MAX_PIXELS = DataConfig().max_image_pixels
 CROP_SCALE = (0.25, 1.0)  # area share of a random crop: at most 2x zoom, like DeOldify's max_zoom=2
 CROP_RATIO = (3 / 4, 4 / 3)
 RESAMPLE = Image.Resampling.BICUBIC

@@ -26,7 +26,7 @@ from pix2color import color, metrics, viz
 from pix2color.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from pix2color.config import Config, config_to_dict, save_config
 from pix2color.data import build_datasets, collate_images
-from pix2color.errors import ConfigError, TrainingStopped
+from pix2color.errors import ConfigError, DataError, TrainingStopped
 from pix2color.losses import PerceptualLoss, build_gan_loss, l1_chroma
 from pix2color.models.discriminator import build_discriminator
 from pix2color.models.generator import build_generator
@@ -36,6 +36,7 @@ from pix2color.sampling import ResumableSampler, SeededDataset
 
 STAGES = ("pretrain", "gan")
 VAL_METRICS = ("psnr", "ssim", "colorfulness", "ciede2000")
+TRAINING_ONLY_MODEL_KEYS = {"pretrained", "encoder_frozen_epochs", "encoder_lr_mult"}  # not the architecture
 
 
 class Interrupted(Exception):
@@ -234,7 +235,7 @@ class Trainer:
                     break
                 skipped += n_bad
                 self.batch_in_epoch += 1  # the position in the epoch counts batches of only bad images too
-                if len(rgb) == 0:
+                if any_rank(len(rgb) == 0, self.rt):  # every rank skips together, or DDP's collectives drift
                     continue
                 rgb = rgb.to(self.device, non_blocking=True)
                 values = self.step_pretrain(rgb) if self.stage == "pretrain" else self.step_gan(rgb)
@@ -283,12 +284,12 @@ class Trainer:
             "d_fake": torch.sigmoid(fake_logits.float()).mean().item(),
         }
         if train_g:
-            values |= self.generator_gan_update(lightness, chroma, fake)
-        self.sched_g.step()
+            values |= self.generator_gan_update(rgb, lightness, chroma, fake)
+            self.sched_g.step()
         self.sched_d.step()
         return values
 
-    def generator_gan_update(self, lightness: Tensor, chroma: Tensor, fake: Tensor) -> dict[str, float]:
+    def generator_gan_update(self, rgb: Tensor, lightness: Tensor, chroma: Tensor, fake: Tensor) -> dict[str, float]:
         """G's half of a pix2pix step; D is frozen and called unwrapped (no DDP sync for its weights)."""
         s2 = self.cfg.stage2
         self.d.requires_grad_(False)
@@ -299,7 +300,8 @@ class Trainer:
         loss_g = loss_gan + s2.lambda_l1 * loss_l1
         values = {"loss_g_gan": loss_gan.item(), "loss_l1": loss_l1.item()}
         if self.perceptual is not None:
-            loss_p = self.perceptual(color.l_chroma_to_rgb(lightness, fake, self.cfg.color.space), self.rgb_float)
+            fake_rgb = color.l_chroma_to_rgb(lightness, fake, self.cfg.color.space)
+            loss_p = self.perceptual(fake_rgb, rgb.float() / 255)
             loss_g = loss_g + s2.perceptual_weight * loss_p
             values["loss_perceptual"] = loss_p.item()
         values["loss_g"] = loss_g.item()
@@ -311,8 +313,6 @@ class Trainer:
     def to_model_space(self, rgb: Tensor) -> tuple[Tensor, Tensor]:
         """uint8 RGB (B, 3, S, S) -> L (B, 1, S, S) and chroma (B, 2, S, S), normalised, in channels_last."""
         lightness, chroma = color.rgb_to_l_chroma(rgb, self.cfg.color.space)
-        if self.stage == "gan" and self.cfg.stage2.perceptual_weight:
-            self.rgb_float = rgb.float() / 255
         return lightness.contiguous(memory_format=self.memory_format), chroma
 
     def update(self, loss: Tensor, optimizer: torch.optim.Optimizer, model: nn.Module, key: str) -> float:
@@ -388,6 +388,8 @@ class Trainer:
         )
 
     def summarize(self, per_image: dict[str, list[Tensor]]) -> dict[str, float]:
+        if not per_image:
+            raise DataError("no validation image could be decoded (see the warnings above); fix or replace data.val.")
         values = {name: torch.cat(chunks) for name, chunks in per_image.items()}
         target_cf = values.pop("target_colorfulness")
         return metrics.summarize(values, target_cf)
@@ -480,13 +482,27 @@ class Trainer:
                 "or pass --set stage2.init_from=PATH_TO_STAGE1_CHECKPOINT."
             )
         state = load_checkpoint(source)
+        self.check_same_model(state["config"], source)
         load_weights(self.g, state.get("generator_ema", state["generator"]), "generator", source)
         if self.ema is not None:
             self.ema.module.load_state_dict(self.g.state_dict())
 
+    def check_same_model(self, other: dict[str, Any], source: str | Path) -> None:
+        """Stage 2 must predict the same colour space with the same generator as stage 1 did."""
+        ours = config_to_dict(self.cfg)
+        for section in ("color", "model"):
+            for key, value in ours[section].items():
+                theirs = other.get(section, {}).get(key)
+                if key not in TRAINING_ONLY_MODEL_KEYS and theirs != value:
+                    raise ConfigError(
+                        f"stage2.init_from: {source} was trained with {section}.{key}={theirs!r}, this run has "
+                        f"{value!r}; use the same setting or another stage 1 checkpoint."
+                    )
+
     def check_finite(self, values: dict[str, float]) -> None:
         """Stop on a NaN or Inf loss without saving, so the last good checkpoint stays."""
-        bad = next((name for name, value in values.items() if not math.isfinite(value)), None)
+        losses = {name: value for name, value in values.items() if name.startswith("loss")}
+        bad = next((name for name, value in losses.items() if not math.isfinite(value)), None)
         if any_rank(bad is not None, self.rt):
             last = checkpoint_path(self.run_dir, self.stage, "last")
             kept = f"{last} still holds the last good weights" if last.exists() else "no checkpoint was written yet"

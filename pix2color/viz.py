@@ -6,7 +6,6 @@ each column and an optional caption under each tile carries its numbers ("PSNR 2
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from torch import Tensor
 from torchvision.utils import make_grid
 
 from pix2color.color import l_chroma_to_rgb, rgb_to_l_chroma, to_uint8
+from pix2color.files import atomic_write
 
 PADDING = 4  # white pixels between and around tiles
 LABEL_HEIGHT = 24  # the strip naming the columns
@@ -60,11 +60,8 @@ def comparison_grid(
 
 def save_grid(grid: Tensor, path: str | Path) -> None:
     """Write a (3, H, W) uint8 grid as a PNG, atomically: a temp file beside ``path``, then a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(grid.detach().cpu().permute(1, 2, 0).numpy()).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_write(path) as handle:
+        Image.fromarray(grid.detach().cpu().permute(1, 2, 0).numpy()).save(handle, format="PNG")
 
 
 def gray_rgb(rgb: Tensor) -> Tensor:

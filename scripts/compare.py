@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import numpy as np
 import torch
-from evaluate import GRAY, add_model_args, at_least, iter_batches, load_colorizers
+from evaluate import GRAY, TRUTH, add_model_args, at_least, iter_batches, load_colorizers
 from PIL import Image
 from torch import Tensor
 
@@ -35,7 +35,6 @@ from pix2color.inference import Colorizer
 from pix2color.runtime import resolve_device
 from pix2color.viz import comparison_grid, gray_rgb, save_grid
 
-TRUTH = "truth"
 GRAY_CHROMA = 2.0  # mean max(RGB) - min(RGB) below which a photo counts as black and white (MANIFEST.tsv)
 
 

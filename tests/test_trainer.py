@@ -46,6 +46,14 @@ def train(photos: Path, out: Path, *extra: str) -> int:
     return train_main(["--data", str(photos), "--out", str(out), "--set", *TINY, *extra])
 
 
+@pytest.fixture(scope="module")
+def straight_run(photos, tmp_path_factory) -> Path:
+    """One uninterrupted two-stage run, shared by the tests that read its logs or compare against it."""
+    run = tmp_path_factory.mktemp("straight") / "run"
+    assert train(photos, run) == 0
+    return run
+
+
 def test_two_stage_run_writes_checkpoints_grids_config_and_tensorboard(photos, tmp_path, capsys):
     run = tmp_path / "run"
     assert train(photos, run, "train.ema_decay=0.9") == 0
@@ -68,12 +76,10 @@ def test_two_stage_run_writes_checkpoints_grids_config_and_tensorboard(photos, t
     assert grid.width > 3 * 64 and grid.height > 3 * 64
 
 
-def test_tensorboard_events_hold_losses_val_metrics_and_grids(photos, tmp_path):
+def test_tensorboard_events_hold_losses_val_metrics_and_grids(straight_run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    run = tmp_path / "run"
-    assert train(photos, run) == 0
-    events = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0, "images": 0}).Reload()
+    events = EventAccumulator(str(straight_run / "tb"), size_guidance={"scalars": 0, "images": 0}).Reload()
     scalars = set(events.Tags()["scalars"])
     expected = {
         "pretrain/loss_l1",
@@ -111,9 +117,10 @@ def _interrupt_at(monkeypatch, stage: str, step: int) -> None:
 
 
 @pytest.mark.parametrize("stage,step", [("pretrain", 3), ("gan", 2)])
-def test_interrupted_and_resumed_run_ends_with_the_same_weights(photos, tmp_path, monkeypatch, capsys, stage, step):
-    straight, cut = tmp_path / "straight", tmp_path / "cut"
-    assert train(photos, straight) == 0
+def test_interrupted_and_resumed_run_ends_with_the_same_weights(
+    photos, straight_run, tmp_path, monkeypatch, capsys, stage, step
+):
+    cut = tmp_path / "cut"
     with monkeypatch.context() as patch:
         _interrupt_at(patch, stage, step)
         assert train(photos, cut) == 0
@@ -123,7 +130,7 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(photos, tmp_path
     assert not (cut / "checkpoints" / "gan").exists() or stage == "gan"
 
     assert train_main(["--resume", str(cut)]) == 0
-    expected = load_checkpoint(straight / "checkpoints" / "gan" / "last.pt")
+    expected = load_checkpoint(straight_run / "checkpoints" / "gan" / "last.pt")
     resumed = load_checkpoint(cut / "checkpoints" / "gan" / "last.pt")
     assert resumed["step"] == expected["step"]
     # Same data order, crops, learning rates and optimizer state: equal up to float rounding order.

@@ -12,6 +12,15 @@ from pix2color.config import Config, apply_overrides, config_from_dict, load_con
 from pix2color.errors import ConfigError
 
 STAGE_CHOICES = {"pretrain": ["pretrain"], "gan": ["gan"], "both": ["pretrain", "gan"]}
+# What --set may change on --resume: anything else would change the schedule, data order or model mid-run.
+RESUME_SAFE_KEYS = {
+    "data.workers",
+    "train.device",
+    "train.compile",
+    "train.save_every_steps",
+    "train.log_every_steps",
+    "train.val_every_epochs",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +47,11 @@ def train(args: argparse.Namespace) -> int:
     cfg = _resolve_config(args, resume)
     run_dir = _run_dir(args, resume)
     stages = STAGE_CHOICES[args.stage] if args.stage else (resume["stages"] if resume else STAGE_CHOICES["both"])
+    if resume and resume["stage"] not in stages:
+        raise ConfigError(
+            f"--resume {resume['path']} is a {resume['stage']} checkpoint but --stage {args.stage} does not run "
+            "that stage; drop --stage to continue where the run stopped."
+        )
 
     from pix2color.runtime import seed_everything, setup_runtime, teardown_runtime
     from pix2color.trainer import Interrupted, Trainer
@@ -84,8 +98,16 @@ def _resolve_config(args: argparse.Namespace, resume: dict | None) -> Config:
     if resume is None:
         cfg = load_config(args.config, args.overrides)
     else:
+        if args.config or args.data:
+            raise ConfigError("--resume takes the config and data from the checkpoint; drop --config and --data.")
         cfg = config_from_dict(resume["config"], source)
-        validate(cfg, source, apply_overrides(cfg, args.overrides))
+        overridden = apply_overrides(cfg, args.overrides)
+        if overridden - RESUME_SAFE_KEYS:
+            raise ConfigError(
+                f"--set {sorted(overridden - RESUME_SAFE_KEYS)[0]} cannot change on --resume (it would change the "
+                f"schedule, data order or model); only {', '.join(sorted(RESUME_SAFE_KEYS))} can."
+            )
+        validate(cfg, source, overridden)
     if args.data:
         set_value(cfg, "data.train", [str(d) for d in args.data], "--data")
     if not cfg.data.train:
@@ -96,7 +118,10 @@ def _resolve_config(args: argparse.Namespace, resume: dict | None) -> Config:
 def _run_dir(args: argparse.Namespace, resume: dict | None) -> Path:
     """--out, else the resumed checkpoint's run folder, else runs/<config>_<time>; never reuse a finished run."""
     if resume is not None:
-        return args.out or Path(resume["path"]).resolve().parents[2]
+        checkpoint = Path(resume["path"]).resolve()
+        if args.out is None and checkpoint.parent.parent.name != "checkpoints":
+            raise ConfigError(f"--resume {checkpoint} is not inside RUN_DIR/checkpoints/<stage>/; pass --out RUN_DIR.")
+        return args.out or checkpoint.parents[2]
     stem = Path(args.config).stem if args.config else "defaults"
     run_dir = args.out or Path("runs") / f"{stem}_{time.strftime('%Y%m%d-%H%M%S')}"
     if (run_dir / "checkpoints").exists() and args.stage != "gan":

@@ -62,7 +62,7 @@ def test_captions_give_psnr_against_the_truth_and_colorfulness(compare):
     truth = torch.zeros(2, 3, 16, 16, dtype=torch.uint8)
     truth[:, 0] = 255  # pure red: rg = 255, yb = 127.5 everywhere, so CF = 0.3 * 127.5 * sqrt(5) = 85.5
     gray = torch.full_like(truth, 5)
-    with_truth = compare.captions({"gray": gray, "truth": truth})
+    with_truth = compare.captions({"gray": gray, compare.TRUTH: truth})
     mse = (255 - 5) ** 2 / 3 + 2 * 5**2 / 3
     assert with_truth[0] == [f"PSNR {10 * np.log10(255**2 / mse):.1f} CF 0.0"] * 2
     assert with_truth[1] == ["CF 85.5"] * 2
