@@ -113,6 +113,8 @@ class Colorizer:
         size and lightness, and the input's ICC profile when that is an RGB profile. Open files with
         :func:`pix2color.data.open_image` so that EXIF orientation is applied first.
         """
+        if not images:
+            return []
         rgbs = [_colour_channels(image) for image in images]
         chroma = self._predict(torch.cat([self._render_lightness(rgb) for rgb in rgbs]))
         return [_to_pil(self._join(rgb, c[None]), image) for rgb, c, image in zip(rgbs, chroma, images, strict=True)]

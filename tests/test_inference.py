@@ -24,21 +24,27 @@ from pix2color.models.generator import build_generator
 SIZE = 64
 
 
-def make_checkpoint(path, overrides=(), stage="pretrain", ema_shift=None):
-    """A tiny checkpoint as the trainer writes it; ``ema_shift`` adds generator_ema = weights + shift."""
-    cfg = load_config(None, ["model.pretrained=none", f"data.size={SIZE}", *overrides])
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A tiny stage 1 checkpoint as the trainer writes it: resnet18 U-Net, 64 px, random weights."""
+    cfg = load_config(None, ["model.pretrained=none", f"data.size={SIZE}"])
     torch.manual_seed(0)
-    weights = build_generator(cfg.model, SIZE).state_dict()
-    state = {"config": config_to_dict(cfg), "stage": stage, "generator": weights}
-    if ema_shift is not None:
-        state["generator_ema"] = {k: v + ema_shift if v.is_floating_point() else v for k, v in weights.items()}
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    state = {
+        "config": config_to_dict(cfg),
+        "stage": "pretrain",
+        "generator": build_generator(cfg.model, SIZE).state_dict(),
+    }
     save_checkpoint(state, path)
     return path
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+def edited(checkpoint, path, edit):
+    """A copy of ``checkpoint`` at ``path`` with ``edit(state)`` applied."""
+    state = torch.load(checkpoint, weights_only=True)
+    edit(state)
+    torch.save(state, path)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +164,7 @@ def test_icc_profile_kept_only_when_rgb(colorizer):
 
 def test_batch_of_mixed_sizes_matches_one_by_one(colorizer):
     images = [photo(80, 56), photo(33, 70, seed=1).convert("L"), photo(128, 96, seed=2)]
+    assert colorizer.colorize_batch([]) == []
     batch = colorizer.colorize_batch(images)
     assert [out.size for out in batch] == [image.size for image in images]
     for image, out in zip(images, batch, strict=True):
@@ -197,13 +204,16 @@ def test_render_size_defaults_to_training_size_and_must_be_a_multiple_of_32(colo
 
 
 @pytest.mark.parametrize("stage", ["pretrain", "gan"])
-def test_both_stages_load(tmp_path, stage):
-    colorizer = Colorizer.from_checkpoint(make_checkpoint(tmp_path / "c.pt", stage=stage), "cpu")
-    assert colorizer.colorize(photo()).size == (80, 56)
+def test_both_stages_load(tmp_path, checkpoint, stage):
+    path = edited(checkpoint, tmp_path / "c.pt", lambda state: state.update(stage=stage))
+    assert Colorizer.from_checkpoint(path, "cpu").colorize(photo()).size == (80, 56)
 
 
-def test_ema_weights_are_used_when_present(tmp_path, colorizer):
-    ema = Colorizer.from_checkpoint(make_checkpoint(tmp_path / "ema.pt", ema_shift=0.25), "cpu")
+def test_ema_weights_are_used_when_present(tmp_path, checkpoint, colorizer):
+    def add_ema(state):
+        state["generator_ema"] = {k: v + 0.25 if v.is_floating_point() else v for k, v in state["generator"].items()}
+
+    ema = Colorizer.from_checkpoint(edited(checkpoint, tmp_path / "ema.pt", add_ema), "cpu")
     name, weight = next((k, v) for k, v in colorizer.generator.state_dict().items() if v.is_floating_point())
     torch.testing.assert_close(ema.generator.state_dict()[name], weight + 0.25)
     assert not np.array_equal(np.array(ema.colorize(photo())), np.array(colorizer.colorize(photo())))
@@ -226,10 +236,8 @@ def test_never_downloads_pretrained_weights(tmp_path, monkeypatch):
 def test_bad_checkpoints_give_one_clear_line(tmp_path, checkpoint):
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(checkpoint.read_bytes()[:5000])
-    wrong = tmp_path / "wrong.pt"  # weights of the default U-Net, config of one without the last cross block
-    state = torch.load(checkpoint, weights_only=True)
-    state["config"]["model"]["last_cross"] = False
-    torch.save(state, wrong)
+    # the default U-Net's weights under the config of one without the last cross block
+    wrong = edited(checkpoint, tmp_path / "wrong.pt", lambda state: state["config"]["model"].update(last_cross=False))
     for path, reason in [(tmp_path / "missing.pt", "does not exist"), (truncated, "truncated"), (wrong, "do not fit")]:
         with pytest.raises(CheckpointError, match=reason) as info:
             Colorizer.from_checkpoint(path, "cpu")
