@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from pix2color.commands.common import run_cli
 from pix2color.errors import DataError, UserError
+from pix2color.files import atomic_write
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -251,14 +251,9 @@ def side_by_side(original: Image, colorized: Image) -> Image:
 
 def _save_atomic(image: Image, path: Path, fmt: str) -> None:
     """Save through a temp file beside ``path``, then rename: no half-written outputs. JPEG drops alpha."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     profile = image.info.get("icc_profile")
-    try:
+    with atomic_write(path) as handle:
         if fmt == "jpg":
-            image.convert("RGB").save(tmp, FORMATS[fmt], quality=JPEG_QUALITY, icc_profile=profile)
+            image.convert("RGB").save(handle, FORMATS[fmt], quality=JPEG_QUALITY, icc_profile=profile)
         else:
-            image.save(tmp, FORMATS[fmt], compress_level=PNG_COMPRESS_LEVEL, icc_profile=profile)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+            image.save(handle, FORMATS[fmt], compress_level=PNG_COMPRESS_LEVEL, icc_profile=profile)
