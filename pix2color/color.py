@@ -93,6 +93,57 @@ def rgb_to_lightness(rgb: Tensor, space: str = "lab") -> Tensor:
     return rgb_to_l_chroma(rgb, space)[0]
 
 
+def rgb_to_lab(rgb: Tensor) -> Tensor:
+    """CIE Lab in its own units (L 0..100, ab about ±110), for metrics such as CIEDE2000.
+
+    Args:
+        rgb: (B, 3, H, W), uint8 in 0..255 or float in [0, 1].
+
+    Returns:
+        (B, 3, H, W) float32 Lab.
+    """
+    _check_images(rgb, 3, "rgb")
+    with _full_precision(rgb):
+        return kornia.color.rgb_to_lab(_as_float(rgb))
+
+
+def match_luminance(rgb: Tensor, reference: Tensor) -> Tensor:
+    """Give ``rgb`` the luminance of ``reference`` again where clipping to the sRGB gamut changed it.
+
+    :func:`l_chroma_to_rgb` clips colours outside the sRGB cube, which makes them darker or
+    lighter. Only pixels with a channel at 0 or 1 can have been clipped; for those, the linear colour
+    is mixed towards black (too light) or white (too dark), which restores the luminance Y, and so
+    L, exactly, keeps the hue and stays inside the cube.
+
+    Args:
+        rgb: (B, 3, H, W) float in [0, 1]; changed in place.
+        reference: (B, 3, H, W) uint8, the photo whose lightness to keep.
+
+    Returns:
+        ``rgb``.
+    """
+    clipped = ((rgb == 0) | (rgb == 1)).any(dim=1)  # (B, H, W)
+    channels = rgb.transpose(0, 1)  # (3, B, H, W), a view: assigning to it writes rgb
+    target = reference.transpose(0, 1)[:, clipped, None]  # (3, N, 1): N pixels as an image
+    channels[:, clipped] = _with_luminance(channels[:, clipped, None], target)[..., 0]
+    return rgb
+
+
+def _with_luminance(colour: Tensor, reference: Tensor) -> Tensor:
+    """Colours (3, N, 1) float in [0, 1] moved to the luminance of reference (3, N, 1) uint8."""
+    linear = kornia.color.rgb_to_linear_rgb(colour)
+    y = _luminance(linear)
+    target = _luminance(kornia.color.rgb_to_linear_rgb(reference.float() / 255))
+    darker = linear * (target / y.clamp_min(1e-12))
+    lighter = linear + (1 - linear) * ((target - y) / (1 - y).clamp_min(1e-12))
+    return kornia.color.linear_rgb_to_rgb(torch.where(y > target, darker, lighter)).clamp(0, 1)
+
+
+def _luminance(linear: Tensor) -> Tensor:
+    """CIE Y of linear RGB (*, 3, H, W) -> (*, 1, H, W)."""
+    return kornia.color.rgb_to_xyz(linear)[..., 1:2, :, :]
+
+
 def to_uint8(rgb: Tensor) -> Tensor:
     """Float RGB in [0, 1] -> uint8 in 0..255, rounding to nearest."""
     return (rgb.float().clamp(0, 1) * 255).round().to(torch.uint8)

@@ -15,7 +15,6 @@ import dataclasses
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import kornia.color
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -153,7 +152,7 @@ class Colorizer:
             strip = rgb[:, :, rows].to(self.device)
             lightness = color.rgb_to_lightness(strip, self.space)
             joined = color.l_chroma_to_rgb(lightness, upsample_rows(chroma, (h, w), rows), self.space)
-            out[:, rows] = color.to_uint8(match_luminance(joined, strip)).permute(0, 2, 3, 1).to(out.device)
+            out[:, rows] = color.to_uint8(color.match_luminance(joined, strip)).permute(0, 2, 3, 1).to(out.device)
         return out.permute(0, 3, 1, 2)
 
 
@@ -174,43 +173,6 @@ def upsample_rows(chroma: Tensor, size: tuple[int, int], rows: slice) -> Tensor:
     grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # (rows, W, 2) as (x, y)
     grid = grid.expand(chroma.shape[0], -1, -1, -1)
     return F.grid_sample(chroma, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-
-def match_luminance(rgb: Tensor, reference: Tensor) -> Tensor:
-    """Give ``rgb`` the luminance of ``reference`` again where clipping to the sRGB gamut changed it.
-
-    :func:`color.l_chroma_to_rgb` clips colours outside the sRGB cube, which makes them darker or
-    lighter. Only pixels with a channel at 0 or 1 can have been clipped; for those, the linear colour
-    is mixed towards black (too light) or white (too dark), which restores the luminance Y, and so
-    L, exactly, keeps the hue and stays inside the cube.
-
-    Args:
-        rgb: (B, 3, H, W) float in [0, 1]; changed in place.
-        reference: (B, 3, H, W) uint8, the photo whose lightness to keep.
-
-    Returns:
-        ``rgb``.
-    """
-    clipped = ((rgb == 0) | (rgb == 1)).any(dim=1)  # (B, H, W)
-    channels = rgb.transpose(0, 1)  # (3, B, H, W), a view: assigning to it writes rgb
-    target = reference.transpose(0, 1)[:, clipped, None]  # (3, N, 1): N pixels as an image
-    channels[:, clipped] = _with_luminance(channels[:, clipped, None], target)[..., 0]
-    return rgb
-
-
-def _with_luminance(colour: Tensor, reference: Tensor) -> Tensor:
-    """Colours (3, N, 1) float in [0, 1] moved to the luminance of reference (3, N, 1) uint8."""
-    linear = kornia.color.rgb_to_linear_rgb(colour)
-    y = _luminance(linear)
-    target = _luminance(kornia.color.rgb_to_linear_rgb(reference.float() / 255))
-    darker = linear * (target / y.clamp_min(1e-12))
-    lighter = linear + (1 - linear) * ((target - y) / (1 - y).clamp_min(1e-12))
-    return kornia.color.linear_rgb_to_rgb(torch.where(y > target, darker, lighter)).clamp(0, 1)
-
-
-def _luminance(linear: Tensor) -> Tensor:
-    """CIE Y of linear RGB (*, 3, H, W) -> (*, 1, H, W)."""
-    return kornia.color.rgb_to_xyz(linear)[..., 1:2, :, :]
 
 
 def _strips(batch: int, height: int, width: int) -> Iterator[slice]:

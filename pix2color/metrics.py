@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import kornia.color
 import kornia.metrics
 import torch
 from torch import Tensor
+
+from pix2color import color
 
 SSIM_WINDOW = 11
 
@@ -103,8 +104,7 @@ def ciede2000(pred: Tensor, target: Tensor) -> Tensor:
     from skimage.color import deltaE_ciede2000  # imported here: only evaluation needs scikit-image
 
     _check_pair(pred, target)
-    with torch.autocast(pred.device.type, enabled=False):
-        lab_pred, lab_target = (kornia.color.rgb_to_lab(x.float() / 255).cpu().numpy() for x in (pred, target))
+    lab_pred, lab_target = (color.rgb_to_lab(x).cpu().numpy() for x in (pred, target))
     delta = deltaE_ciede2000(lab_pred, lab_target, channel_axis=1)  # (B, H, W)
     return torch.from_numpy(delta.mean(axis=(1, 2))).float().to(pred.device)
 
