@@ -212,12 +212,10 @@ def validate(cfg: Config, source: str, overridden: typing.Collection[str] = ()) 
     def fail(key: str, text: str) -> typing.NoReturn:
         raise ConfigError(f"{'--set' if key in overridden else source}: {text}")
 
-    size = cfg.data.size
-    if size <= 0 or size % 32:
-        low = max(32, size // 32 * 32)
-        fail(
-            "data.size", f"data.size={size} must be a positive multiple of 32; nearest valid sizes: {low}, {low + 32}."
-        )
+    try:
+        check_size(cfg.data.size, f"data.size={cfg.data.size}")
+    except ConfigError as exc:
+        fail("data.size", str(exc))
     positive = {
         "stage1.lr": cfg.stage1.lr,
         "stage2.lr": cfg.stage2.lr,
@@ -263,6 +261,26 @@ def validate(cfg: Config, source: str, overridden: typing.Collection[str] = ()) 
             fail(key, f"{key}={value} must be in [0, 1).")
     if not 0 <= cfg.train.ema_decay < 1:
         fail("train.ema_decay", f"train.ema_decay={cfg.train.ema_decay} must be in [0, 1); 0 turns EMA off.")
+
+
+def check_size(size: int, what: str) -> None:
+    """Raise ConfigError unless ``size`` is a positive multiple of 32 (the U-Net halves it five times).
+
+    Args:
+        size: an image side in pixels.
+        what: how the message names it, e.g. ``"data.size=100"`` or ``"--render-size 100"``.
+    """
+    if size <= 0 or size % 32:
+        low, high = nearest_sizes(size)
+        raise ConfigError(f"{what} must be a positive multiple of 32; nearest valid sizes: {low}, {high}.")
+
+
+def nearest_sizes(n: int) -> tuple[int, int]:
+    """The valid sizes (positive multiples of 32) just below and above ``n``; ``(n, n)`` when ``n`` is valid."""
+    if n > 0 and n % 32 == 0:
+        return n, n
+    low = max(32, n // 32 * 32)
+    return low, low + 32
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

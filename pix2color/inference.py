@@ -23,10 +23,10 @@ from torch import Tensor, nn
 
 from pix2color import color
 from pix2color.checkpoint import load_checkpoint, load_weights
-from pix2color.config import Config, config_from_dict
+from pix2color.config import Config, check_size, config_from_dict
 from pix2color.data import to_rgb
 from pix2color.errors import ConfigError
-from pix2color.models.generator import build_generator, nearest_sizes
+from pix2color.models.generator import build_generator
 from pix2color.runtime import amp_dtype, autocast, resolve_device
 
 STRIP_PIXELS = 1 << 19  # full-resolution work runs in strips of about this many pixels
@@ -210,11 +210,7 @@ def _alpha(image: Image.Image) -> Image.Image:
 
 
 def _check_settings(render_size: int, saturation: float, batch_size: int) -> None:
-    if render_size <= 0 or render_size % 32:
-        low, high = nearest_sizes(render_size)
-        raise ConfigError(
-            f"render size {render_size} must be a positive multiple of 32; nearest valid sizes: {low}, {high}."
-        )
+    check_size(render_size, f"render size {render_size}")
     if saturation < 0:
         raise ConfigError(f"saturation {saturation} must be 0 or more (1 keeps the predicted colours).")
     if batch_size < 1:

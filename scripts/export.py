@@ -20,9 +20,8 @@ import torch
 from torch import nn
 
 from pix2color.commands.common import run_cli
-from pix2color.errors import ConfigError
+from pix2color.config import check_size
 from pix2color.inference import load_generator
-from pix2color.models.generator import nearest_sizes
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 DYNAMIC_AXES = {0: "batch", 2: "height", 3: "width"}
@@ -44,9 +43,7 @@ def export(checkpoint: Path, fmt: str, out: Path | None = None, size: int | None
     """
     generator, cfg = load_generator(checkpoint)
     size = cfg.data.size if size is None else size
-    if size <= 0 or size % 32:
-        low, high = nearest_sizes(size)
-        raise ConfigError(f"--size {size} must be a positive multiple of 32; nearest valid sizes: {low}, {high}.")
+    check_size(size, f"--size {size}")
     out = Path(checkpoint).with_suffix(SUFFIXES[fmt]) if out is None else Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     example = torch.zeros(1, 1, size, size)

@@ -12,7 +12,7 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from pix2color.config import ModelConfig
+from pix2color.config import ModelConfig, check_size, nearest_sizes
 from pix2color.errors import ConfigError
 from pix2color.models.fusion import GlobalFusion, build_fusion
 from pix2color.models.pretrained import load_torchvision_model
@@ -118,11 +118,7 @@ def build_generator(cfg: ModelConfig, size: int = 256) -> Generator:
     from fastai.layers import NormType
     from fastai.vision.models.unet import DynamicUnet
 
-    if size <= 0 or size % 32:
-        low, high = nearest_sizes(size)
-        raise ConfigError(
-            f"generator size {size} must be a positive multiple of 32; nearest valid sizes: {low}, {high}."
-        )
+    check_size(size, f"generator size {size}")
     body = build_encoder(cfg.encoder, cfg.pretrained)
     fusion = build_fusion(cfg.fusion, cfg.pretrained, num_features_model(body))
     unet = DynamicUnet(
@@ -178,11 +174,6 @@ def to_single_channel(body: nn.Module) -> None:
         if conv.bias is not None:
             gray.bias.copy_(conv.bias)
     body.set_submodule(name, gray)
-
-
-def nearest_sizes(n: int) -> tuple[int, int]:
-    """The multiples of 32 at or just below and above ``n`` (at least 32)."""
-    return max(32, n // 32 * 32), max(32, -(-n // 32) * 32)
 
 
 def _check_lightness(lightness: Tensor) -> None:
