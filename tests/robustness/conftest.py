@@ -357,7 +357,9 @@ def snapshot(root: Path) -> dict[str, str]:
 def tiny_config(encoder: str = "resnet18"):
     from pix2color.config import load_config
 
-    return load_config(None, [*TINY_TRAINING, f"model.encoder={encoder}", "data.train=[unused]"])
+    # Real photos, so that a resumed run gets past its data and the checkpoint itself is what fails.
+    photos = REPO.parent / "shared" / "data" / "val"
+    return load_config(None, [*TINY_TRAINING, f"model.encoder={encoder}", f"data.train=[{photos}]"])
 
 
 def write_checkpoint(path: Path, encoder: str = "resnet18", config_encoder: str | None = None) -> Path:

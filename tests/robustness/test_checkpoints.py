@@ -77,7 +77,8 @@ def run_evaluate(checkpoint: Path, photos: Path, out: Path) -> int:
 
 
 def run_resume(checkpoint: Path, photos: Path, out: Path) -> int:
-    return train.main(["--resume", str(checkpoint), "--data", str(photos), "--out", str(out), "--stage", "pretrain"])
+    """--resume takes its data from the checkpoint, so ``photos`` is not passed."""
+    return train.main(["--resume", str(checkpoint), "--out", str(out), "--stage", "pretrain"])
 
 
 ENTRY_POINTS: dict[str, Callable[[Path, Path, Path], int]] = {
