@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import runpy
 import subprocess
 import sys
 import tarfile
@@ -17,10 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "get_data.py"
 
 
-@pytest.fixture(scope="module")
-def get_data_main():
+@pytest.fixture
+def get_data_main(load_script):
     """The script's ``main(argv)``, run in this process."""
-    return runpy.run_path(str(SCRIPT), run_name="get_data")["main"]
+    return load_script("get_data").main
 
 
 @pytest.fixture

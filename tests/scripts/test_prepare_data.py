@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import runpy
 import shutil
 import subprocess
 import sys
@@ -19,10 +18,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "prepare_data.py"
 
 
-@pytest.fixture(scope="module")
-def prepare_main():
+@pytest.fixture
+def prepare_main(load_script):
     """The script's ``main(argv)``, run in this process."""
-    return runpy.run_path(str(SCRIPT), run_name="prepare_data")["main"]
+    return load_script("prepare_data").main
 
 
 @pytest.fixture
