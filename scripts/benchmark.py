@@ -1,21 +1,35 @@
-"""Throughput benchmarks; one function per measurement, each returning a dict of numbers.
+"""Throughput benchmarks: loader, training, inference, memory and FLOPs, plain fp32 against the fast paths.
+
+Each compute measurement runs in a fresh subprocess (so peak RSS, or max allocated CUDA memory, is that
+measurement's own) and goes through the library's own code: the real :class:`Trainer` step functions (built on
+a tiny synthetic folder, fed random uint8 batches) and :class:`Colorizer`. Paths, one column each:
+
+- plain: fp32, NCHW, the default architecture;
+- fp32 + channels_last;
+- bf16 + channels_last: the autocast fast path (+ torch.compile on CUDA with ``--compile``);
+- fast config: configs/fast_resnet18_128.yaml (no full-resolution cross block), channels_last, bf16 where the
+  device has bf16 kernels, else fp32.
 
 Loader: images/s that one DataLoader worker (one process, one thread) produces with the training transform,
 on the original files and on a pre-resized copy that prepare_data.py writes into a temporary folder; also per
 CPU second, which stays meaningful when other jobs share the cores.
 
-    python scripts/benchmark.py --size 256 --json benchmark.json
+    python scripts/benchmark.py --size 128 --json benchmark.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import platform
+import resource
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -25,20 +39,33 @@ from pix2color.data import ImageDataset, collate_images, list_images
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "train"
+FAST_CONFIG = ROOT / "configs" / "fast_resnet18_128.yaml"
 BATCH = 16
 WARMUP = 16
+MEGAPIXELS = (1, 12, 24)
+QUICK_MEGAPIXELS = (0.05, 0.1)
+BUDGET_S = 10.0  # timed calls stop once they have taken this long (at least one call)
+SLOW_S = 30.0  # a first call slower than this is the measurement (no warm-up)
+QUICK_FILES = 32
+
+
+# --------------------------------------------------------------------------------------------------- loader
 
 
 def loader_throughput(files: Sequence[Path], size: int) -> dict[str, float]:
     """Images/s of one loader worker: decode, random resized crop, flip and collate of ``files`` at ``size``."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in a DataLoader worker
-    dataset = ImageDataset(files, size, train=True)
-    for i in range(min(WARMUP, len(dataset))):
-        dataset[i]
-    start, start_cpu = time.perf_counter(), time.process_time()
-    for first in range(0, len(dataset), BATCH):
-        collate_images([dataset[i] for i in range(first, min(first + BATCH, len(dataset)))], size)
-    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
+    try:
+        dataset = ImageDataset(files, size, train=True)
+        for i in range(min(WARMUP, len(dataset))):
+            dataset[i]
+        start, start_cpu = time.perf_counter(), time.process_time()
+        for first in range(0, len(dataset), BATCH):
+            collate_images([dataset[i] for i in range(first, min(first + BATCH, len(dataset)))], size)
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
+    finally:
+        torch.set_num_threads(threads)  # the matmul peak and the rest use every core
     return {
         "images": len(dataset),
         "images_per_s": round(len(dataset) / seconds, 1),
@@ -46,39 +73,500 @@ def loader_throughput(files: Sequence[Path], size: int) -> dict[str, float]:
     }
 
 
-def pre_resized_copy(sources: Sequence[str], side: int, out: Path) -> list[Path]:
-    """Run prepare_data.py with ``--resize side`` into ``out``; returns the copies it kept."""
-    command = [sys.executable, str(ROOT / "scripts" / "prepare_data.py"), *sources, "--out", str(out)]
-    subprocess.run([*command, "--resize", str(side)], check=True, stdout=subprocess.DEVNULL)
+def pre_resized_copy(sources: Sequence[str | Path], side: int, out: Path) -> list[Path]:
+    """Run prepare_data.py with ``--resize side`` into ``out``, dropping nothing; returns the copies."""
+    command = [sys.executable, str(ROOT / "scripts" / "prepare_data.py"), *map(str, sources), "--out", str(out)]
+    keep_all = ["--min-size", "1", "--min-chroma", "0"]  # the same photos as the originals
+    subprocess.run([*command, "--resize", str(side), *keep_all], check=True, stdout=subprocess.DEVNULL)
     return list_images([out / "train.txt", out / "val.txt"])
 
 
-def loader_section(sources: Sequence[str], sizes: Sequence[int]) -> list[dict]:
-    """Loader throughput per size, on the original files and on a copy pre-resized to that size."""
-    original = list_images(sources)
+def loader_section(sources: Sequence[str], sizes: Sequence[int], limit: int = 0) -> list[dict]:
+    """Loader throughput per size, on the original files and on a copy pre-resized to that size.
+
+    ``limit`` > 0 keeps the first ``limit`` files (a manifest of them feeds prepare_data.py).
+    """
+    original = list_images(sources)[: limit or None]
     rows = []
-    for size in sizes:
-        with tempfile.TemporaryDirectory() as folder:
-            variants = {"original": original, f"pre-resized to {size}": pre_resized_copy(sources, size, Path(folder))}
-            for name, files in variants.items():
-                row = {"size": size, "data": name} | loader_throughput(files, size)
-                print(
-                    f"loader {size} px, {name}: {row['images_per_s']:.0f} images/s per worker "
-                    f"({row['images_per_cpu_s']:.0f} per CPU second, {row['images']} images)"
-                )
-                rows.append(row)
+    with tempfile.TemporaryDirectory() as folder:
+        manifest = Path(folder) / "files.txt"
+        manifest.write_text("".join(f"{path.resolve()}\n" for path in original))
+        for size in sizes:
+            copy = pre_resized_copy([manifest], size, Path(folder) / f"resized{size}")
+            for name, files in {"original": original, "pre-resized": copy}.items():
+                rows.append({"size": size, "data": name} | loader_throughput(files, size))
     return rows
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+# -------------------------------------------------------------------------------------------------- machine
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo, else what platform knows."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def bf16_native(device: str) -> bool:
+    """Whether bf16 convolutions have fast kernels: CUDA, or a CPU that oneDNN runs bf16 on (AVX512-BF16, AMX)."""
+    if device == "cuda":
+        return True
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def machine_info(device: str) -> dict:
+    """What the figures were taken on: CPU or GPU, cores, threads, ISA, bf16 kernels, torch, load average."""
+    info = {
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "bf16_kernels": bf16_native(device),
+        "torch": torch.__version__,
+        "device": device,
+        "load_average_start": round(os.getloadavg()[0], 2),
+    }
+    if device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def matmul_gflops(dtype: torch.dtype, device: str, budget_s: float = 2.0, max_n: int = 4096) -> float:
+    """Best GFLOP/s of square ``torch.matmul`` in ``dtype``, growing n until one product takes ~0.2 s."""
+    best, n, spent = 0.0, 256, 0.0
+    while n <= max_n and spent < budget_s:
+        a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
+        torch.matmul(a, b)
+        for _ in range(3):
+            seconds = timed_call(lambda a=a, b=b: torch.matmul(a, b), device)
+            spent += seconds
+            best = max(best, 2 * n**3 / seconds / 1e9)
+        if seconds > 0.2:
+            break
+        n *= 2
+    return round(best, 1)
+
+
+def matmul_section(device: str, quick: bool) -> dict[str, float]:
+    """Matmul GFLOP/s per dtype and their best, the machine's peak that the achieved FLOP rates are held to."""
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    if device == "cuda":
+        dtypes["fp16"] = torch.float16
+    max_n = 512 if quick else 4096
+    result = {name: matmul_gflops(dtype, device, max_n=max_n) for name, dtype in dtypes.items()}
+    return result | {"peak": max(result.values())}
+
+
+def timed_call(fn: Callable[[], object], device: str) -> float:
+    """Seconds one call of ``fn`` takes, synchronising CUDA around it."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def mean_seconds(fn: Callable[[], object], device: str, steps: int, budget_s: float = BUDGET_S) -> float:
+    """Mean seconds per call of ``fn`` after a warm-up call, over up to ``steps`` calls within ``budget_s``.
+
+    ``steps=0`` (a smoke run), or a call so slow (over ``SLOW_S``) that warm-up costs are noise, is timed by the
+    first call.
+    """
+    first = timed_call(fn, device)
+    if steps == 0 or first > SLOW_S:
+        return first
+    times = [timed_call(fn, device)]
+    while len(times) < steps and sum(times) < budget_s:
+        times.append(timed_call(fn, device))
+    return sum(times) / len(times)
+
+
+# ---------------------------------------------------------------------------------------------------- paths
+
+
+def compute_paths(device: str, precision: str, compile_fast: bool) -> dict[str, dict]:
+    """Each compute path: a config file (None: the defaults), its ``--set`` overrides and a column label.
+
+    The fast path is channels_last with autocast in ``precision``; "auto" picks bf16 where the device has bf16
+    kernels and fp32 where it has not (autocast to bf16 without them is several times slower).
+    """
+    if precision == "auto":
+        precision = "bf16" if bf16_native(device) else "fp32"
+    amp = ["train.amp=false"] if precision == "fp32" else ["train.amp=true", f"train.amp_dtype={precision}"]
+    fast = [*amp, "train.channels_last=true", f"train.compile={str(compile_fast).lower()}"]
+    name = f"{precision} + channels_last" + (" + compile" if compile_fast else "")
+    return {
+        "plain": {"label": "plain: fp32", "config": None, "set": ["train.amp=false", "train.channels_last=false"]},
+        "fast": {"label": f"fast: {name}", "config": None, "set": fast},
+        "fast_config": {"label": f"fast + {FAST_CONFIG.stem}", "config": str(FAST_CONFIG), "set": fast},
+    }
+
+
+# ------------------------------------------------------------------------------------ measurements (worker)
+
+
+def path_config(path: dict, size: int, batch: int, device: str, data: Path):
+    """The path's resolved config at ``size`` and ``batch`` on ``device``, offline, reading ``data``."""
+    from pix2color.config import load_config
+
+    overrides = [
+        *path["set"],
+        f"data.size={size}",
+        f"train.batch_size={batch}",
+        f"train.device={device}",
+        f"data.train={data}",
+        "data.workers=0",
+        "model.pretrained=none",  # the timing does not depend on the weights
+        "stage1.epochs=100000",  # schedulers sized well past the steps taken
+        "stage2.epochs=100000",
+    ]
+    return load_config(path["config"], overrides)
+
+
+def synthetic_folder(folder: Path, count: int = 4) -> Path:
+    """A folder of ``count`` tiny PNGs, enough for the Trainer to list and split; returns it."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        Image.new("RGB", (32, 32), (60 * i, 120, 200 - 40 * i)).save(folder / f"{i}.png")
+    return folder
+
+
+def build_trainer(cfg, stage: str, run_dir: Path):
+    """A real :class:`Trainer` with the models, optimizers and schedulers of ``stage``, at step 0."""
+    from pix2color.runtime import Runtime
+    from pix2color.trainer import Trainer
+
+    trainer = Trainer(cfg, run_dir, Runtime(torch.device(cfg.train.device)))
+    trainer.stage, trainer.step = stage, 0
+    trainer.build_stage(stage, from_checkpoint=stage == "gan")
+    return trainer
+
+
+def random_batch(batch: int, size: int, device: str) -> torch.Tensor:
+    """(batch, 3, size, size) uint8 RGB noise on ``device``; the cost of a step does not depend on content."""
+    generator = torch.Generator().manual_seed(0)
+    return torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, generator=generator).to(device)
+
+
+def train_throughput(path: dict, stage: str, size: int, batch: int, steps: int, device: str) -> dict[str, float]:
+    """Images/s of ``Trainer.step_pretrain`` (stage "pretrain") or ``Trainer.step_gan`` (stage "gan")."""
+    with tempfile.TemporaryDirectory() as folder:
+        cfg = path_config(path, size, batch, device, synthetic_folder(Path(folder) / "data"))
+        trainer = build_trainer(cfg, stage, Path(folder) / "run")
+        step = trainer.step_pretrain if stage == "pretrain" else trainer.step_gan
+        rgb = random_batch(batch, size, device)
+        seconds = mean_seconds(lambda: step(rgb), device, steps)
+        trainer.log.close()
+    return {"images_per_s": batch / seconds, "step_s": seconds}
+
+
+def model_cost(path: dict, size: int, render: int, device: str) -> dict[str, float]:
+    """Generator parameters (millions) and forward GFLOPs per image at ``size`` and at ``render``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from pix2color.models.generator import build_generator
+
+    with tempfile.TemporaryDirectory() as folder:
+        cfg = path_config(path, size, 1, device, Path(folder))
+    generator = build_generator(cfg.model, size).to(device).eval()
+    result = {"params_m": sum(p.numel() for p in generator.parameters()) / 1e6}
+    for side in sorted({size, render}):
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            generator(torch.zeros(1, 1, side, side, device=device))
+        result[f"gflops_{side}"] = counter.get_total_flops() / 1e9
+    return result
+
+
+def build_colorizer(path: dict, render: int, batch: int, device: str):
+    """A :class:`Colorizer` at render size ``render`` with the path's precision and memory format.
+
+    Colorizer always runs bf16 autocast (CPU) or fp16 (CUDA) and channels_last; the path's settings are put on
+    its ``amp`` attribute and its generator's memory format.
+    """
+    from pix2color.inference import Colorizer
+    from pix2color.models.generator import build_generator
+    from pix2color.runtime import amp_dtype
+
+    with tempfile.TemporaryDirectory() as folder:
+        cfg = path_config(path, render, batch, device, Path(folder))
+    colorizer = Colorizer(build_generator(cfg.model, render), cfg.color.space, render, device=device, batch_size=batch)
+    colorizer.amp = amp_dtype(colorizer.device, cfg.train.amp, cfg.train.amp_dtype)
+    if not cfg.train.channels_last:
+        colorizer.generator.to(memory_format=torch.contiguous_format)
+    if cfg.train.compile:
+        colorizer.generator = torch.compile(colorizer.generator)
+    return colorizer
+
+
+def inference_throughput(colorizer, batch: int, steps: int, device: str) -> dict[str, float]:
+    """Images/s of ``Colorizer.predict_rgb`` on batches of render-sized uint8 photos (Lab, model, join)."""
+    rgb = random_batch(batch, colorizer.render_size, device)
+    seconds = mean_seconds(lambda: colorizer.predict_rgb(rgb), device, steps)
+    return {"images_per_s": batch / seconds, "batch_s": seconds}
+
+
+def synthetic_photo(megapixels: float):
+    """A smooth colourful 3:2 RGB photo of about ``megapixels``, as a decoded PIL image."""
+    import numpy as np
+    from PIL import Image
+
+    width = round(math.sqrt(megapixels * 1e6 * 1.5))
+    height = round(width / 1.5)
+    xs = np.linspace(0, 255, width, dtype=np.float32)[None, :]
+    ys = np.linspace(0, 255, height, dtype=np.float32)[:, None]
+    rgb = np.stack(np.broadcast_arrays(xs + 0 * ys, ys + 0 * xs, (xs + ys) / 2), axis=-1)
+    return Image.fromarray(rgb.astype(np.uint8))
+
+
+def colorize_latency(colorizer, megapixels: float, device: str) -> dict[str, float]:
+    """Seconds of ``Colorizer.colorize`` on one photo of ``megapixels`` (full-resolution join)."""
+    photo = synthetic_photo(megapixels)
+    seconds = timed_call(lambda: colorizer.colorize(photo), device)
+    return {"megapixels": photo.width * photo.height / 1e6, "seconds": seconds}
+
+
+def peak_memory_mb(device: str) -> float:
+    """This process's peak: max allocated CUDA memory, or max resident set size on the CPU."""
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def run_task(task: dict) -> dict[str, dict]:
+    """One task's measurements by name; the first carries this process's peak memory so far.
+
+    Kinds: "pretrain" (stage 1 images/s, then the model's parameters and FLOPs), "gan" (stage 2 images/s),
+    "inference" (images/s, then the latency of each photo size in ``megapixels``, smallest first, after a
+    warm-up) and "latency" (``megapixels`` in a process of their own, for their peak memory).
+    """
+    kind, path, device, size = task["kind"], task["path"], task["device"], task["size"]
+    start = time.perf_counter()
+    results = {}
+    if kind in ("pretrain", "gan"):
+        results[f"{kind}_{size}"] = train_throughput(path, kind, size, task["batch"], task["steps"], device)
+        results[f"{kind}_{size}"]["peak_mb"] = peak_memory_mb(device)
+        if kind == "pretrain":
+            results[f"cost_{size}"] = model_cost(path, size, task["render"], device)
+    else:
+        colorizer = build_colorizer(path, task["render"], task["batch"], device)
+        if kind == "inference":
+            results["inference"] = inference_throughput(colorizer, task["batch"], task["steps"], device)
+        elif task["steps"]:
+            colorizer.colorize(synthetic_photo(0.05))  # warms the model up at the render size
+        for megapixels in task["megapixels"]:
+            results[f"latency_{megapixels}"] = colorize_latency(colorizer, megapixels, device)
+        results[next(iter(results))]["peak_mb"] = peak_memory_mb(device)
+    results[next(iter(results))]["wall_s"] = time.perf_counter() - start
+    return results
+
+
+def worker(tasks: list[dict]) -> None:
+    """Run ``tasks`` in order in this process and print their merged results as one JSON line."""
+    print(json.dumps({name: result for task in tasks for name, result in run_task(task).items()}))
+
+
+# ----------------------------------------------------------------------------------------- driver (parent)
+
+
+def in_subprocess(tasks: list[dict]) -> dict[str, dict]:
+    """Run ``tasks`` in one fresh Python process; returns their results by name."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(tasks)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode:
+        raise RuntimeError(f"benchmark worker failed on {tasks[0]['kind']}:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def path_tasks(path: dict, name: str, args: argparse.Namespace) -> list[dict]:
+    """The tasks of one path; latency is left out for the fast config (its join is the fast path's)."""
+    base = {"path": path, "device": args.device, "render": args.render_size, "size": args.size[0]}
+    train = base | {"batch": args.batch, "steps": args.steps}
+    tasks = [train | {"kind": kind, "size": size} for size in args.size for kind in ("pretrain", "gan")]
+    *smaller, largest = megapixel_sizes(args)
+    with_latency = name != "fast_config"
+    inference = {"kind": "inference", "batch": args.infer_batch, "steps": args.steps}
+    tasks.append(base | inference | {"megapixels": smaller if with_latency else []})
+    if with_latency:
+        tasks.append(base | {"kind": "latency", "batch": 1, "steps": args.steps, "megapixels": [largest]})
+    return tasks
+
+
+def measure_paths(paths: dict[str, dict], args: argparse.Namespace) -> dict[str, dict[str, dict]]:
+    """Every measurement of every path, each task in its own process (a path's tasks in one with ``--quick``)."""
+    results = {}
+    for name, path in paths.items():
+        tasks = path_tasks(path, name, args)
+        batches = [tasks] if args.quick else [[task] for task in tasks]
+        results[name] = {key: value for batch in batches for key, value in in_subprocess(batch).items()}
+    return results
+
+
+def megapixel_sizes(args: argparse.Namespace) -> tuple[float, ...]:
+    """The photo sizes whose colorize latency is measured."""
+    return QUICK_MEGAPIXELS if args.quick else MEGAPIXELS
+
+
+def achieved(results: dict, size: int, peak: float) -> dict[str, float]:
+    """Stage 1 GFLOP/s (3 x forward FLOPs per image x images/s) and its share of the matmul peak."""
+    gflops = 3 * results[f"cost_{size}"][f"gflops_{size}"] * results[f"pretrain_{size}"]["images_per_s"]
+    return {"gflops_per_s": gflops, "percent_of_peak": 100 * gflops / peak}
+
+
+# ------------------------------------------------------------------------------------------------- printing
+
+
+def fmt(value: float) -> str:
+    """Three significant digits, at least one decimal below 100."""
+    return f"{value:.0f}" if value >= 100 else f"{value:.3g}" if value >= 1 else f"{value:.2g}"
+
+
+def table_rows(args: argparse.Namespace) -> list[tuple[str, str, str, str]]:
+    """(label, result name, field, comparison with plain: "faster", "slower" or "") for each table row."""
+    size, last_mp = args.size[0], megapixel_sizes(args)[-1]
+    memory = "max allocated" if args.device == "cuda" else "peak RSS"
+    rows = []
+    for side in args.size:
+        where = f"{side}², batch {args.batch}"
+        rows.append((f"stage 1 training, images/s ({where})", f"pretrain_{side}", "images_per_s", "faster"))
+        rows.append((f"stage 2 training, images/s ({where})", f"gan_{side}", "images_per_s", "faster"))
+    where = f"{args.render_size}², batch {args.infer_batch}"
+    rows.append((f"inference, images/s ({where})", "inference", "images_per_s", "faster"))
+    rows += [(f"colorize latency, {mp} MP, s", f"latency_{mp}", "seconds", "slower") for mp in megapixel_sizes(args)]
+    rows += [
+        (f"{memory}, stage 1 training, MB", f"pretrain_{size}", "peak_mb", ""),
+        (f"{memory}, stage 2 training, MB", f"gan_{size}", "peak_mb", ""),
+        (f"{memory}, colorize {last_mp} MP, MB", f"latency_{last_mp}", "peak_mb", ""),
+        ("generator parameters, M", f"cost_{size}", "params_m", ""),
+    ]
+    rows += [(f"forward GFLOPs per image, {side}²", f"cost_{side}", f"gflops_{side}", "") for side in args.size]
+    if args.render_size not in args.size:
+        render = args.render_size
+        rows.append((f"forward GFLOPs per image, {render}²", f"cost_{size}", f"gflops_{render}", ""))
+    rows.append((f"stage 1 achieved GFLOP/s ({size}²)", "achieved", "gflops_per_s", ""))
+    rows.append(("stage 1 share of matmul peak, %", "achieved", "percent_of_peak", ""))
+    return rows
+
+
+def cell(value: float | None, plain: float | None, compare: str) -> str:
+    """A value, with its speed-up over plain where that means something; "–" where not measured."""
+    if value is None:
+        return "–"
+    if not compare or plain is None:
+        return fmt(value)
+    ratio = value / plain if compare == "faster" else plain / value
+    return f"{fmt(value)} ({ratio:.2f}×)"
+
+
+def results_table(results: dict, paths: dict, args: argparse.Namespace) -> str:
+    """The compute table: one row per measurement, one column per path, speed-ups over plain in brackets."""
+    lines = ["| measurement | " + " | ".join(path["label"] for path in paths.values()) + " |"]
+    lines.append("|---|" + "---|" * len(paths))
+    for label, name, field, compare in table_rows(args):
+        values = [results[path].get(name, {}).get(field) for path in paths]
+        lines.append(f"| {label} | " + " | ".join(cell(value, values[0], compare) for value in values) + " |")
+    return "\n".join(lines)
+
+
+def loader_table(rows: list[dict]) -> str:
+    """Loader images/s per worker, original files against the pre-resized copy."""
+    lines = ["| loader, images/s per worker | original files | pre-resized copy |", "|---|---|---|"]
+    for size in sorted({row["size"] for row in rows}):
+        got = {row["data"]: row for row in rows if row["size"] == size}
+        original, resized = got["original"], got["pre-resized"]
+        ratio = resized["images_per_s"] / original["images_per_s"]
+        lines.append(
+            f"| {size} px ({original['images']} images; per CPU second) | {fmt(original['images_per_s'])} "
+            f"({fmt(original['images_per_cpu_s'])}) | {fmt(resized['images_per_s'])} "
+            f"({fmt(resized['images_per_cpu_s'])}) ({ratio:.2f}×) |"
+        )
+    return "\n".join(lines)
+
+
+def header(machine: dict, matmul: dict) -> str:
+    """One line on the machine and the matmul peak."""
+    what = machine.get("gpu") or f"{machine['cpu']}, {machine['cores']} cores"
+    loads = f"load average {machine['load_average_start']} at start, {machine['load_average_end']} at end"
+    peaks = ", ".join(f"{name} {value}" for name, value in matmul.items() if name != "peak")
+    return (
+        f"{what} ({machine['cpu_capability']}, bf16 kernels: {'yes' if machine['bf16_kernels'] else 'no'}, "
+        f"{machine['torch_threads']} torch threads), torch {machine['torch']}, {loads}; "
+        f"matmul GFLOP/s: {peaks}; peak {matmul['peak']}; total {machine['total_s']:.0f} s"
+    )
+
+
+def target_lines(results: dict, machine: dict, args: argparse.Namespace) -> list[str]:
+    """The issue's targets, for the fast path against the plain one (same architecture)."""
+    fast, plain = results["fast"], results["plain"]
+    stage1 = f"pretrain_{args.size[0]}"
+    last_mp = f"latency_{megapixel_sizes(args)[-1]}"
+    checks = [
+        ("stage 1 training ≥ 2.5× plain", fast[stage1]["images_per_s"] / plain[stage1]["images_per_s"], 2.5, "×"),
+        ("inference ≥ 2× plain", fast["inference"]["images_per_s"] / plain["inference"]["images_per_s"], 2, "×"),
+        ("stage 1 ≥ 35% of matmul peak", fast["achieved"]["percent_of_peak"], 35, "%"),
+        (f"{last_mp[8:]} MP colorize < 2048 MB", -fast[last_mp]["peak_mb"], -2048, " MB"),
+        ("whole benchmark < 600 s", -machine["total_s"], -600, " s"),
+    ]
+    return [
+        f"- {name}: {fmt(abs(value))}{unit} {'met' if value >= goal else 'MISSED'}"
+        for name, value, goal, unit in checks
+    ]
+
+
+# ----------------------------------------------------------------------------------------------------- main
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--size", nargs="+", type=int, default=[128], help="training and loader crop sizes")
+    parser.add_argument("--batch", type=int, default=16, help="training batch size")
+    parser.add_argument("--render-size", type=int, default=256, help="square the model runs at in inference")
+    parser.add_argument("--infer-batch", type=int, default=4, help="photos per inference batch")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps after a warm-up (0: one call)")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "bf16", "fp16", "fp32"),
+        default="auto",
+        help="the fast path's autocast dtype (auto: bf16 where the device has bf16 kernels, else fp32)",
+    )
+    parser.add_argument("--compile", action="store_true", help="torch.compile the fast path (for CUDA)")
     parser.add_argument("--data", nargs="+", default=[str(DEFAULT_DATA)], help="image folders or manifests")
-    parser.add_argument("--size", nargs="+", type=int, default=[256], help="crop sizes to measure")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
-    args = parser.parse_args(argv)
-    results = {"loader": loader_section(args.data, args.size)}
+    parser.add_argument("--quick", action="store_true", help="a smoke run: few files, tiny photos, one process")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        worker(json.loads(args.worker))
+        return 0
+    start = time.perf_counter()
+    machine = machine_info(args.device)
+    loader = loader_section(args.data, args.size, QUICK_FILES if args.quick else 0)
+    matmul = matmul_section(args.device, args.quick)
+    paths = compute_paths(args.device, args.precision, args.compile)
+    results = measure_paths(paths, args)
+    for measured in results.values():
+        measured["achieved"] = achieved(measured, args.size[0], matmul["peak"])
+    machine |= {"load_average_end": round(os.getloadavg()[0], 2), "total_s": time.perf_counter() - start}
+    print(header(machine, matmul), loader_table(loader), results_table(results, paths, args), sep="\n\n")
+    print("\nTargets (fast against plain, same architecture):", *target_lines(results, machine, args), sep="\n")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        summary = {"machine": machine, "matmul": matmul, "loader": loader, "paths": paths, "results": results}
+        args.json.write_text(json.dumps(summary, indent=2) + "\n")
     return 0
 
 

@@ -1,0 +1,77 @@
+"""scripts/benchmark.py at a tiny size: every section is printed and written, with sane positive numbers."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PATHS = ("plain", "fast", "fast_config")
+
+
+@pytest.fixture(scope="module")
+def quick_run(write_photos, tmp_path_factory):
+    """One ``--quick`` run at 32 px on six tiny photos; returns (stdout, the JSON it wrote)."""
+    folder = tmp_path_factory.mktemp("bench")
+    write_photos(folder / "photos", 6)
+    out = folder / "bench.json"
+    args = ["--quick", "--size", "32", "--render-size", "32", "--batch", "2", "--infer-batch", "1", "--steps", "0"]
+    args += ["--data", str(folder / "photos"), "--json", str(out)]
+    command = [sys.executable, str(ROOT / "scripts" / "benchmark.py"), *args]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return done.stdout, json.loads(out.read_text())
+
+
+def _positive_numbers(tree) -> list[float]:
+    if isinstance(tree, dict):
+        return [x for value in tree.values() for x in _positive_numbers(value)]
+    return [tree] if isinstance(tree, (int, float)) and not isinstance(tree, bool) else []
+
+
+def test_json_has_every_section(quick_run):
+    _, summary = quick_run
+    assert {"machine", "matmul", "loader", "paths", "results"} <= set(summary)
+    assert set(summary["results"]) == set(PATHS) == set(summary["paths"])
+    assert summary["matmul"]["peak"] == max(v for k, v in summary["matmul"].items() if k != "peak") > 0
+    assert {row["data"] for row in summary["loader"]} == {"original", "pre-resized"}
+    for name, results in summary["results"].items():
+        latency = {"latency_0.05", "latency_0.1"} if name != "fast_config" else set()
+        assert set(results) == {"pretrain_32", "gan_32", "cost_32", "inference", "achieved"} | latency
+        for key in ("pretrain_32", "gan_32", "inference"):
+            assert results[key]["images_per_s"] > 0
+        assert results["pretrain_32"]["peak_mb"] > 0 and results["gan_32"]["peak_mb"] > 0
+        assert results["cost_32"]["params_m"] > 1 and results["cost_32"]["gflops_32"] > 0
+        assert results["achieved"]["gflops_per_s"] > 0 and results["achieved"]["percent_of_peak"] > 0
+    for key in ("latency_0.05", "latency_0.1"):
+        latency = summary["results"]["fast"][key]
+        assert latency["seconds"] > 0 and latency["megapixels"] == pytest.approx(float(key[8:]), rel=0.05)
+    assert summary["results"]["fast"]["latency_0.1"]["peak_mb"] > 0
+
+
+def test_numbers_are_finite_and_non_negative(quick_run):
+    _, summary = quick_run
+    numbers = _positive_numbers(summary["results"]) + _positive_numbers(summary["loader"])
+    assert numbers and all(math.isfinite(x) and x >= 0 for x in numbers)
+
+
+def test_the_fast_config_drops_the_cross_block(quick_run):
+    _, summary = quick_run
+    plain, fast = (summary["results"][name]["cost_32"] for name in ("plain", "fast_config"))
+    assert fast["gflops_32"] < 0.8 * plain["gflops_32"]
+
+
+def test_prints_the_tables_and_targets(quick_run):
+    stdout, summary = quick_run
+    assert f"load average {summary['machine']['load_average_start']}" in stdout
+    assert "| loader, images/s per worker |" in stdout
+    header = next(line for line in stdout.splitlines() if line.startswith("| measurement |"))
+    assert header.count("|") == len(PATHS) + 2
+    rows = ("stage 1 training", "stage 2 training", "inference, images/s", "colorize latency", "peak RSS")
+    for row in (*rows, "forward GFLOPs per image", "stage 1 achieved GFLOP/s"):
+        assert f"| {row}" in stdout, row
+    assert "(1.00×)" in stdout and "Targets" in stdout and "whole benchmark < 600 s" in stdout
