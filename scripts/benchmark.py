@@ -1,20 +1,21 @@
-"""Throughput benchmarks: loader, training, inference, memory and FLOPs, plain fp32 against the fast paths.
+"""Throughput benchmarks: loader, training, inference, memory and FLOPs, plain fp32 against the fast path.
 
-Each compute measurement runs in a fresh subprocess (so peak RSS, or max allocated CUDA memory, is that
-measurement's own) and goes through the library's own code: the real :class:`Trainer` step functions (built on
-a tiny synthetic folder, fed random uint8 batches) and :class:`Colorizer`. Paths, one column each:
+Each compute measurement runs in a fresh subprocess (so its peak RSS, or max allocated CUDA memory, is its own)
+through the library's own code: the real ``Trainer.step_pretrain`` / ``step_gan`` (a Trainer built on a tiny
+synthetic folder, fed random uint8 batches) and ``Colorizer.predict_rgb`` / ``colorize``. Columns:
 
-- plain: fp32, NCHW, the default architecture;
-- fp32 + channels_last;
-- bf16 + channels_last: the autocast fast path (+ torch.compile on CUDA with ``--compile``);
-- fast config: configs/fast_resnet18_128.yaml (no full-resolution cross block), channels_last, bf16 where the
-  device has bf16 kernels, else fp32.
+- plain: fp32, NCHW, the default architecture (ResNet18 U-Net with its full-resolution cross block);
+- fast: channels_last and autocast (``--precision``; auto is the library's choice: fp16 on CUDA, bf16 on a CPU
+  with native bf16, fp32 on one without), + torch.compile with ``--compile``; the same architecture;
+- fast + configs/fast_resnet18_128.yaml: the fast path on the architecture without the cross block.
 
-Loader: images/s that one DataLoader worker (one process, one thread) produces with the training transform,
-on the original files and on a pre-resized copy that prepare_data.py writes into a temporary folder; also per
-CPU second, which stays meaningful when other jobs share the cores.
+Achieved GFLOP/s of stage 1 (3 x forward FLOPs x images/s) is set against the best large ``torch.matmul`` of
+the same run. The loader section gives images/s of one DataLoader worker (one process, one thread) with the
+training transform, on the original files and on a pre-resized copy that prepare_data.py writes to a temporary
+folder; also per CPU second, which stays meaningful when other jobs share the cores.
 
-    python scripts/benchmark.py --size 128 --json benchmark.json
+    python scripts/benchmark.py --json benchmark.json            # CPU, 128 px training, ~5 min on 2 cores
+    python scripts/benchmark.py --device cuda --precision bf16 --compile --size 256
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import torch
 
 from pix2color.commands.common import run_cli
 from pix2color.data import ImageDataset, collate_images, list_images
+from pix2color.runtime import amp_dtype, cpu_has_native_bf16
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "train"
@@ -47,6 +49,7 @@ QUICK_MEGAPIXELS = (0.05, 0.1)
 BUDGET_S = 10.0  # timed calls stop once they have taken this long (at least one call)
 SLOW_S = 30.0  # a first call slower than this is the measurement (no warm-up)
 QUICK_FILES = 32
+DTYPE_NAMES = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
 # --------------------------------------------------------------------------------------------------- loader
@@ -110,16 +113,6 @@ def cpu_name() -> str:
         return platform.processor() or platform.machine()
 
 
-def bf16_native(device: str) -> bool:
-    """Whether bf16 convolutions have fast kernels: CUDA, or a CPU that oneDNN runs bf16 on (AVX512-BF16, AMX)."""
-    if device == "cuda":
-        return True
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 def machine_info(device: str) -> dict:
     """What the figures were taken on: CPU or GPU, cores, threads, ISA, bf16 kernels, torch, load average."""
     info = {
@@ -127,7 +120,7 @@ def machine_info(device: str) -> dict:
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "bf16_kernels": bf16_native(device),
+        "bf16_kernels": device == "cuda" or cpu_has_native_bf16(),
         "torch": torch.__version__,
         "device": device,
         "load_average_start": round(os.getloadavg()[0], 2),
@@ -174,17 +167,19 @@ def timed_call(fn: Callable[[], object], device: str) -> float:
     return time.perf_counter() - start
 
 
-def mean_seconds(fn: Callable[[], object], device: str, steps: int, budget_s: float = BUDGET_S) -> float:
-    """Mean seconds per call of ``fn`` after a warm-up call, over up to ``steps`` calls within ``budget_s``.
+def mean_seconds(fn: Callable[[], object], device: str, steps: int, compiled: bool = False) -> float:
+    """Mean seconds per call of ``fn`` after a warm-up call, over up to ``steps`` calls within ``BUDGET_S``.
 
     ``steps=0`` (a smoke run), or a call so slow (over ``SLOW_S``) that warm-up costs are noise, is timed by the
-    first call.
+    first call; a ``compiled`` one gets a second warm-up call (recompilations) and no such shortcut.
     """
     first = timed_call(fn, device)
-    if steps == 0 or first > SLOW_S:
+    if compiled:
+        timed_call(fn, device)
+    elif steps == 0 or first > SLOW_S:
         return first
     times = [timed_call(fn, device)]
-    while len(times) < steps and sum(times) < budget_s:
+    while len(times) < steps and sum(times) < BUDGET_S:
         times.append(timed_call(fn, device))
     return sum(times) / len(times)
 
@@ -195,14 +190,16 @@ def mean_seconds(fn: Callable[[], object], device: str, steps: int, budget_s: fl
 def compute_paths(device: str, precision: str, compile_fast: bool) -> dict[str, dict]:
     """Each compute path: a config file (None: the defaults), its ``--set`` overrides and a column label.
 
-    The fast path is channels_last with autocast in ``precision``; "auto" picks bf16 where the device has bf16
-    kernels and fp32 where it has not (autocast to bf16 without them is several times slower).
+    The fast path is channels_last with autocast in ``precision``; "auto" is the library's own choice
+    (:func:`pix2color.runtime.amp_dtype`): fp16 on CUDA, bf16 on a CPU with native bf16, else fp32.
     """
-    if precision == "auto":
-        precision = "bf16" if bf16_native(device) else "fp32"
-    amp = ["train.amp=false"] if precision == "fp32" else ["train.amp=true", f"train.amp_dtype={precision}"]
+    if precision == "fp32":
+        amp, dtype = ["train.amp=false"], None
+    else:
+        amp = ["train.amp=true", f"train.amp_dtype={precision}"]
+        dtype = amp_dtype(torch.device(device), True, precision)
     fast = [*amp, "train.channels_last=true", f"train.compile={str(compile_fast).lower()}"]
-    name = f"{precision} + channels_last" + (" + compile" if compile_fast else "")
+    name = f"{DTYPE_NAMES[dtype]} + channels_last" + (" + compile" if compile_fast else "")
     return {
         "plain": {"label": "plain: fp32", "config": None, "set": ["train.amp=false", "train.channels_last=false"]},
         "fast": {"label": f"fast: {name}", "config": None, "set": fast},
@@ -265,7 +262,7 @@ def train_throughput(path: dict, stage: str, size: int, batch: int, steps: int, 
         trainer = build_trainer(cfg, stage, Path(folder) / "run")
         step = trainer.step_pretrain if stage == "pretrain" else trainer.step_gan
         rgb = random_batch(batch, size, device)
-        seconds = mean_seconds(lambda: step(rgb), device, steps)
+        seconds = mean_seconds(lambda: step(rgb), device, steps, cfg.train.compile)
         trainer.log.close()
     return {"images_per_s": batch / seconds, "step_s": seconds}
 
@@ -296,7 +293,6 @@ def build_colorizer(path: dict, render: int, batch: int, device: str):
     """
     from pix2color.inference import Colorizer
     from pix2color.models.generator import build_generator
-    from pix2color.runtime import amp_dtype
 
     with tempfile.TemporaryDirectory() as folder:
         cfg = path_config(path, render, batch, device, Path(folder))
@@ -312,7 +308,8 @@ def build_colorizer(path: dict, render: int, batch: int, device: str):
 def inference_throughput(colorizer, batch: int, steps: int, device: str) -> dict[str, float]:
     """Images/s of ``Colorizer.predict_rgb`` on batches of render-sized uint8 photos (Lab, model, join)."""
     rgb = random_batch(batch, colorizer.render_size, device)
-    seconds = mean_seconds(lambda: colorizer.predict_rgb(rgb), device, steps)
+    compiled = hasattr(colorizer.generator, "_orig_mod")  # torch.compile's wrapper
+    seconds = mean_seconds(lambda: colorizer.predict_rgb(rgb), device, steps, compiled)
     return {"images_per_s": batch / seconds, "batch_s": seconds}
 
 
@@ -337,9 +334,17 @@ def colorize_latency(colorizer, megapixels: float, device: str) -> dict[str, flo
 
 
 def peak_memory_mb(device: str) -> float:
-    """This process's peak: max allocated CUDA memory, or max resident set size on the CPU."""
+    """This process's peak: max allocated CUDA memory, or max resident set size on the CPU.
+
+    On Linux the RSS peak is VmHWM: ``ru_maxrss`` survives ``exec``, so a fresh subprocess would report at
+    least its parent's peak.
+    """
     if device == "cuda":
         return torch.cuda.max_memory_allocated() / 2**20
+    status = Path("/proc/self/status")
+    if status.exists():
+        peak_kib = next(line.split()[1] for line in status.read_text().splitlines() if line.startswith("VmHWM:"))
+        return int(peak_kib) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
@@ -538,7 +543,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--precision",
         choices=("auto", "bf16", "fp16", "fp32"),
         default="auto",
-        help="the fast path's autocast dtype (auto: bf16 where the device has bf16 kernels, else fp32)",
+        help="the fast path's autocast dtype (auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32)",
     )
     parser.add_argument("--compile", action="store_true", help="torch.compile the fast path (for CUDA)")
     parser.add_argument("--data", nargs="+", default=[str(DEFAULT_DATA)], help="image folders or manifests")
