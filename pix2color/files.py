@@ -14,7 +14,8 @@ from typing import BinaryIO
 def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
     """Open a fresh temp file beside ``path`` for binary writing; on success it replaces ``path``.
 
-    On any error the temp file is removed and ``path`` keeps its previous content.
+    On any error the temp file is removed and ``path`` keeps its previous content. Temp files for
+    ``path`` left by writers that were killed (their process is gone) are removed after a success.
 
     Raises:
         OSError: from creating, writing, syncing or renaming the temp file.
@@ -34,3 +35,23 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    remove_orphaned_temps(path)
+
+
+def remove_orphaned_temps(path: Path) -> None:
+    """Delete ``.<name>.<pid>.<token>.tmp`` files beside ``path`` whose writing process no longer exists."""
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2 :].split(".")[0]
+        if pid.isdigit() and not _process_exists(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _process_exists(pid: int) -> bool:
+    """Whether a process with this id is running (possibly another user's)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
