@@ -14,7 +14,7 @@ the same run. The loader section gives images/s of one DataLoader worker (one pr
 training transform, on the original files and on a pre-resized copy that prepare_data.py writes to a temporary
 folder; also per CPU second, which stays meaningful when other jobs share the cores.
 
-    python scripts/benchmark.py --json benchmark.json            # CPU, 128 px training, ~5 min on 2 cores
+    python scripts/benchmark.py --json benchmark.json            # CPU, 128 px training, ~6 min on 2 cores
     python scripts/benchmark.py --device cuda --precision bf16 --compile --size 256
 """
 
