@@ -170,3 +170,19 @@ def test_torchrun_two_process_ddp_on_cpu(photos, tmp_path):
     # 12 training images, 2 ranks, batch 4 per rank: one step per epoch, globally 8 images.
     assert state["step"] == 1
     assert done.stdout.count("gan final val") == 1  # only rank 0 prints
+
+
+def test_compiled_training_follows_eager_and_saves_plain_weights(photos, tmp_path):
+    """torch.compile changes the numerics a little, so: the same update within a quarter of its own size."""
+    runs = {"eager": [], "compiled": ["train.compile=true"], "untrained": ["stage1.lr=1e-12"]}
+    weights = {}
+    for name, extra in runs.items():
+        assert train(photos, tmp_path / name, "stage1.epochs=1", *extra, "--stage", "pretrain") == 0
+        weights[name] = load_checkpoint(tmp_path / name / "checkpoints" / "pretrain" / "last.pt")["generator"]
+    eager, compiled, untrained = weights["eager"], weights["compiled"], weights["untrained"]
+    assert compiled.keys() == eager.keys()  # no torch.compile wrapper prefix: loads anywhere
+    moved = [name for name, tensor in eager.items() if not torch.equal(tensor, untrained[name])]
+    assert len(moved) > len(eager) // 2
+    for name in moved:
+        update = (eager[name] - untrained[name]).float().norm()
+        assert (compiled[name] - eager[name]).float().norm() < 0.25 * update, name
