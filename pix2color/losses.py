@@ -41,6 +41,10 @@ class GanLoss(abc.ABC):
         """The generator's loss: its fakes should be called real."""
         return self.real(fake_logits)
 
+    @abc.abstractmethod
+    def score(self, logits: Tensor) -> Tensor:
+        """How real D finds each input, in [0, 1]: 1 at this loss's real target, 0 at its fake one."""
+
 
 class VanillaGanLoss(GanLoss):
     """Binary cross-entropy on logits (Goodfellow et al., the non-saturating generator loss)."""
@@ -51,6 +55,9 @@ class VanillaGanLoss(GanLoss):
     def fake(self, logits: Tensor) -> Tensor:
         return F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits))
 
+    def score(self, logits: Tensor) -> Tensor:
+        return torch.sigmoid(logits)
+
 
 class LsGanLoss(GanLoss):
     """Least squares (Mao et al.): real logits pulled to 1, fake ones to 0."""
@@ -60,6 +67,9 @@ class LsGanLoss(GanLoss):
 
     def fake(self, logits: Tensor) -> Tensor:
         return F.mse_loss(logits, torch.zeros_like(logits))
+
+    def score(self, logits: Tensor) -> Tensor:
+        return logits.clamp(0, 1)
 
 
 class HingeGanLoss(GanLoss):
@@ -73,6 +83,9 @@ class HingeGanLoss(GanLoss):
 
     def generator(self, fake_logits: Tensor) -> Tensor:
         return -fake_logits.mean()
+
+    def score(self, logits: Tensor) -> Tensor:
+        return (logits.clamp(-1, 1) + 1) / 2
 
 
 GAN_LOSSES: dict[str, type[GanLoss]] = {"vanilla": VanillaGanLoss, "lsgan": LsGanLoss, "hinge": HingeGanLoss}

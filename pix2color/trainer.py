@@ -280,8 +280,8 @@ class Trainer:
         values = {
             "loss_d": loss_d.item(),
             "grad_norm_d": self.update(loss_d, self.opt_d, self.d, "d"),
-            "d_real": torch.sigmoid(real_logits.float()).mean().item(),
-            "d_fake": torch.sigmoid(fake_logits.float()).mean().item(),
+            "d_real": self.gan_loss.score(real_logits.float()).mean().item(),
+            "d_fake": self.gan_loss.score(fake_logits.float()).mean().item(),
         }
         if train_g:
             values |= self.generator_gan_update(rgb, lightness, chroma, fake)

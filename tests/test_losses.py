@@ -47,6 +47,18 @@ def test_hinge_has_margins_at_plus_minus_one():
     assert loss.generator(_full(2)).item() == pytest.approx(-2)
 
 
+@pytest.mark.parametrize(
+    ("name", "real", "fake", "undecided"), [("vanilla", 20, -20, 0), ("lsgan", 1, 0, 0.5), ("hinge", 1, -1, 0)]
+)
+def test_score_is_one_at_the_real_target_zero_at_the_fake_one_and_stays_in_0_1(name, real, fake, undecided):
+    loss = build_gan_loss(name)
+    assert loss.score(_full(real)).mean().item() == pytest.approx(1, abs=1e-6)
+    assert loss.score(_full(fake)).mean().item() == pytest.approx(0, abs=1e-6)
+    assert loss.score(_full(undecided)).mean().item() == pytest.approx(0.5)
+    beyond = loss.score(torch.linspace(-50, 50, 101))
+    assert beyond.min() >= 0 and beyond.max() <= 1
+
+
 def test_an_unknown_gan_loss_lists_the_valid_ones():
     with pytest.raises(ConfigError, match="stage2.gan_loss='wgan'") as error:
         build_gan_loss("wgan")
