@@ -29,6 +29,7 @@ from pix2color.errors import ConfigError
 from pix2color.models.generator import build_generator
 from pix2color.runtime import amp_dtype, autocast, resolve_device
 
+BACKENDS = ("torch", "onnxruntime")
 STRIP_PIXELS = 1 << 19  # full-resolution work runs in strips of about this many pixels
 RGB_PROFILE = b"RGB "  # ICC header bytes 16..19 name the profile's colour space
 
@@ -90,16 +91,24 @@ class Colorizer:
         render_size: int | None = None,
         saturation: float = 1.0,
         batch_size: int = 8,
+        backend: str = "torch",
     ) -> Colorizer:
         """Load a stage 1 or stage 2 checkpoint; ``render_size`` defaults to its training size.
 
+        ``backend`` "onnxruntime" runs the generator with ONNX Runtime on the CPU (faster there; see
+        :mod:`pix2color.onnx_runtime`), "torch" with PyTorch on ``device``.
+
         Raises:
             CheckpointError: the checkpoint is missing, truncated or for another architecture.
-            ConfigError: a render size that is not a multiple of 32, or another bad setting.
+            ConfigError: a render size that is not a multiple of 32, an unknown backend, onnxruntime with
+                a CUDA device or not installed, or another bad setting.
         """
         generator, cfg = load_generator(path)
         size = cfg.data.size if render_size is None else render_size
-        return cls(generator, cfg.color.space, size, saturation, resolve_device(device), batch_size)
+        check_size(size, f"render size {size}")
+        device = resolve_device("cpu" if backend == "onnxruntime" and device == "auto" else device)
+        generator = _on_backend(generator, backend, size, device)
+        return cls(generator, cfg.color.space, size, saturation, device, batch_size)
 
     def colorize(self, image: Image.Image) -> Image.Image:
         """Colour one photo; see :meth:`colorize_batch`."""
@@ -154,6 +163,19 @@ class Colorizer:
             joined = color.l_chroma_to_rgb(lightness, upsample_rows(chroma, (h, w), rows), self.space)
             out[:, rows] = color.to_uint8(color.match_luminance(joined, strip)).permute(0, 2, 3, 1).to(out.device)
         return out.permute(0, 3, 1, 2)
+
+
+def _on_backend(generator: nn.Module, backend: str, size: int, device: torch.device) -> nn.Module:
+    """The generator as ``backend`` runs it: itself for "torch", an ONNX Runtime session for "onnxruntime"."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend {backend!r} is not valid; valid backends: {', '.join(BACKENDS)}.")
+    if backend == "torch":
+        return generator
+    if device.type != "cpu":
+        raise ConfigError(f"the onnxruntime backend runs on the CPU; use --device cpu, not {device.type}.")
+    from pix2color.onnx_runtime import OnnxGenerator
+
+    return OnnxGenerator.from_module(generator, size)
 
 
 def upsample_rows(chroma: Tensor, size: tuple[int, int], rows: slice) -> Tensor:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,10 +21,9 @@ from torch import nn
 from pix2color.commands.common import run_cli
 from pix2color.config import check_size
 from pix2color.inference import load_generator
+from pix2color.onnx_runtime import export_onnx, quiet_tracing
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
-DYNAMIC_AXES = {0: "batch", 2: "height", 3: "width"}
-ONNX_OPSET = 17
 
 
 def export(checkpoint: Path, fmt: str, out: Path | None = None, size: int | None = None) -> Path:
@@ -47,25 +45,9 @@ def export(checkpoint: Path, fmt: str, out: Path | None = None, size: int | None
     out = Path(checkpoint).with_suffix(SUFFIXES[fmt]) if out is None else Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     example = torch.zeros(1, 1, size, size)
-    with torch.no_grad(), warnings.catch_warnings():
-        # Tracing warns at the U-Net's Python shape checks; at multiples of 32 they hold for every size.
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+    with quiet_tracing():
         EXPORTERS[fmt](generator, example, out)
     return out
-
-
-def export_onnx(generator: nn.Module, example: torch.Tensor, out: Path) -> None:
-    """ONNX through the TorchScript-based exporter, which needs only ``onnx`` (dynamo needs onnxscript)."""
-    torch.onnx.export(
-        generator,
-        (example,),
-        str(out),
-        input_names=["lightness"],
-        output_names=["chroma"],
-        dynamic_axes={"lightness": DYNAMIC_AXES, "chroma": DYNAMIC_AXES},
-        opset_version=ONNX_OPSET,
-        dynamo=False,
-    )
 
 
 def export_torchscript(generator: nn.Module, example: torch.Tensor, out: Path) -> None:

@@ -273,3 +273,19 @@ def test_large_photo_memory_is_bounded_by_the_render_size():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     added_mb = float(result.stdout.split()[-1])
     assert added_mb < 500, added_mb
+
+
+def test_onnxruntime_backend_colours_like_the_torch_backend(checkpoint, colorizer):
+    fast = Colorizer.from_checkpoint(checkpoint, backend="onnxruntime")
+    assert fast.device.type == "cpu"  # "auto" means the CPU for this backend
+    rgb = torch.from_numpy(np.asarray(photo())).permute(2, 0, 1)[None]
+    expected, got = colorizer.predict_rgb(rgb).int(), fast.predict_rgb(rgb).int()
+    assert (got - expected).abs().max() <= 2  # uint8 levels: rounding of nearly equal chroma
+
+
+def test_a_bad_backend_or_a_gpu_for_onnxruntime_is_one_clear_error(checkpoint, monkeypatch):
+    with pytest.raises(ConfigError, match="backend 'tensorrt' is not valid; valid backends: torch, onnxruntime"):
+        Colorizer.from_checkpoint(checkpoint, device="cpu", backend="tensorrt")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a GPU machine
+    with pytest.raises(ConfigError, match="onnxruntime backend runs on the CPU; use --device cpu, not cuda"):
+        Colorizer.from_checkpoint(checkpoint, device="cuda", backend="onnxruntime")

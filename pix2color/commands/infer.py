@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--saturation", type=float, default=1.0, metavar="S", help="scale the predicted colours (default: 1)"
     )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime"),
+        default="torch",
+        help="run the model with PyTorch, or with ONNX Runtime on the CPU (faster there; needs the export extra)",
+    )
     parser.add_argument("--batch-size", type=int, default=8, metavar="B", help="photos per forward pass (default: 8)")
     parser.add_argument("--format", choices=tuple(FORMATS), default="png", help="output format (default: png)")
     parser.add_argument("--compare", action="store_true", help="also write input | output as <stem>_compare.<ext>")
@@ -96,7 +102,7 @@ def colorize_files(args: argparse.Namespace) -> int:
         from pix2color.inference import Colorizer
 
         colorizer = Colorizer.from_checkpoint(
-            args.checkpoint, args.device, args.render_size, args.saturation, args.batch_size
+            args.checkpoint, args.device, args.render_size, args.saturation, args.batch_size, args.backend
         )
         tally = _colorize_jobs(colorizer, todo, args)
     skipped = len(jobs) - len(todo)

@@ -51,6 +51,21 @@ def test_mirrors_the_tree_and_reports_unreadable_files(tmp_path, make_image, inf
     }
 
 
+def test_onnxruntime_backend_writes_what_the_torch_backend_writes(tmp_path, make_image, infer_checkpoint, capsys):
+    make_image("photos/a.jpg", (80, 64))
+    make_image("photos/b.png", (48, 72))
+    outputs = {}
+    for backend in ("torch", "onnxruntime"):
+        out = tmp_path / backend
+        code, stdout, _ = run(
+            capsys, tmp_path / "photos", "--checkpoint", infer_checkpoint, "--out", out, "--backend", backend
+        )
+        assert code == 0 and "2 colorized" in stdout
+        outputs[backend] = {name: np.asarray(Image.open(out / name), dtype=int) for name in ("a.png", "b.png")}
+    for name, expected in outputs["torch"].items():
+        assert np.abs(outputs["onnxruntime"][name] - expected).max() <= 2, name
+
+
 def test_skips_existing_outputs_unless_overwrite(tmp_path, make_image, infer_checkpoint, capsys):
     make_image("photos/a.jpg")
     make_image("photos/b.png", seed=1)

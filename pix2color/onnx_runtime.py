@@ -1,0 +1,86 @@
+"""ONNX export of a generator, and ONNX Runtime running it in place of PyTorch for faster CPU inference.
+
+ONNX Runtime fuses the U-Net's convolutions, batch norms and activations ahead of time; on the project's
+2-core AVX2 CPU the ResNet18 U-Net's forward pass at 256x256 ran 1.5x as fast as eager PyTorch (README,
+Performance). Needs the ``export`` extra: ``pip install -e ".[export]"``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import torch
+from torch import Tensor, nn
+
+from pix2color.errors import ConfigError
+
+ONNX_OPSET = 17
+DYNAMIC_AXES = {0: "batch", 2: "height", 3: "width"}
+
+
+@contextlib.contextmanager
+def quiet_tracing() -> Iterator[None]:
+    """No autograd, and no TracerWarnings: the U-Net's Python shape checks hold at every multiple of 32."""
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        yield
+
+
+def export_onnx(generator: nn.Module, example: Tensor, out: str | Path | BinaryIO) -> None:
+    """Write ``generator`` as ONNX: lightness (B, 1, H, W) -> chroma (B, 2, H, W), batch and H, W free.
+
+    Uses the TorchScript-based exporter, which needs only ``onnx`` (the dynamo one needs onnxscript).
+    """
+    torch.onnx.export(
+        generator,
+        (example,),
+        out if isinstance(out, io.IOBase) else str(out),
+        input_names=["lightness"],
+        output_names=["chroma"],
+        dynamic_axes={"lightness": DYNAMIC_AXES, "chroma": DYNAMIC_AXES},
+        opset_version=ONNX_OPSET,
+        dynamo=False,
+    )
+
+
+class OnnxGenerator(nn.Module):
+    """A generator run by ONNX Runtime on the CPU, usable wherever the PyTorch one is (e.g. a Colorizer).
+
+    Args:
+        model: an ONNX model, as bytes or a file written by :func:`export_onnx`.
+
+    Raises:
+        ConfigError: onnxruntime is not installed.
+    """
+
+    def __init__(self, model: bytes | str | Path):
+        super().__init__()
+        try:
+            import onnxruntime
+        except ImportError:
+            raise ConfigError(
+                'the onnxruntime backend needs the onnxruntime package: pip install -e ".[export]".'
+            ) from None
+        options = onnxruntime.SessionOptions()
+        options.enable_cpu_mem_arena = False  # the arena kept ~700 MB more at batch 8 x 256^2 for a 4% gain
+        source = model if isinstance(model, bytes) else str(model)
+        self.session = onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+    @classmethod
+    def from_module(cls, generator: nn.Module, size: int) -> OnnxGenerator:
+        """Export ``generator`` (traced at 1 x 1 x ``size`` x ``size``) in memory and load it."""
+        buffer = io.BytesIO()
+        with quiet_tracing():
+            export_onnx(generator.eval(), torch.zeros(1, 1, size, size), buffer)
+        return cls(buffer.getvalue())
+
+    def forward(self, lightness: Tensor) -> Tensor:
+        """Lightness (B, 1, H, W) in [-1, 1] -> chroma (B, 2, H, W) float32, on the CPU."""
+        inputs = {"lightness": lightness.detach().float().cpu().contiguous().numpy()}
+        (chroma,) = self.session.run(None, inputs)
+        return torch.from_numpy(chroma)

@@ -1,0 +1,36 @@
+"""ONNX Runtime as the generator: same chroma as PyTorch at other batch sizes and sizes; one line without it."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+
+from pix2color.config import ModelConfig
+from pix2color.errors import ConfigError
+from pix2color.models.generator import build_generator
+from pix2color.onnx_runtime import OnnxGenerator
+
+
+@pytest.fixture(scope="module")
+def generator():
+    torch.manual_seed(0)
+    return build_generator(ModelConfig(encoder="resnet18", pretrained="none", last_cross=False), 64).eval()
+
+
+def test_matches_pytorch_at_another_batch_and_size(generator):
+    onnx_generator = OnnxGenerator.from_module(generator, 64)  # traced at 1 x 1 x 64 x 64
+    lightness = torch.rand(3, 1, 96, 128, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    with torch.no_grad():
+        expected = generator(lightness)
+    chroma = onnx_generator(lightness.contiguous(memory_format=torch.channels_last))
+    assert chroma.shape == (3, 2, 96, 128) and chroma.dtype == torch.float32
+    assert expected.abs().max() > 0.05  # a random generator: not a trivially zero output
+    torch.testing.assert_close(chroma, expected, atol=1e-4, rtol=1e-3)
+
+
+def test_without_onnxruntime_says_which_extra_to_install(generator, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes "import onnxruntime" raise ImportError
+    with pytest.raises(ConfigError, match=r'onnxruntime package: pip install -e "\.\[export\]"'):
+        OnnxGenerator.from_module(generator, 64)
