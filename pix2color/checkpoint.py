@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from pix2color.errors import CheckpointError
-from pix2color.files import atomic_write
+from pix2color.files import atomic_write, remove_orphaned_temps
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "config", "stage", "generator")
@@ -24,7 +24,8 @@ REQUIRED_KEYS = ("format_version", "config", "stage", "generator")
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
     """Write ``state`` to ``path`` through a temp file in the same folder, then rename it.
 
-    A failed write (disk full, interrupted) leaves any previous file at ``path`` untouched.
+    A failed write (disk full, interrupted) leaves any previous file at ``path`` untouched; after a
+    success, partial temp files that killed runs left for ``path`` are deleted.
 
     Raises:
         CheckpointError: the write failed; the message names the file.
@@ -32,6 +33,7 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
     try:
         with atomic_write(path) as handle:
             torch.save({"format_version": FORMAT_VERSION, **state}, handle)
+        remove_orphaned_temps(path)
     except OSError as exc:
         raise CheckpointError(
             f"could not write checkpoint {path} ({exc.strerror or exc}); the previous checkpoint there is intact."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +15,7 @@ from typing import BinaryIO
 def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
     """Open a fresh temp file beside ``path`` for binary writing; on success it replaces ``path``.
 
-    On any error the temp file is removed and ``path`` keeps its previous content. Temp files for
-    ``path`` left by writers that were killed (their process is gone) are removed after a success.
+    On any error the temp file is removed and ``path`` keeps its previous content.
 
     Raises:
         OSError: from creating, writing, syncing or renaming the temp file.
@@ -35,15 +35,22 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    remove_orphaned_temps(path)
 
 
-def remove_orphaned_temps(path: Path) -> None:
-    """Delete ``.<name>.<pid>.<token>.tmp`` files beside ``path`` whose writing process no longer exists."""
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
-        pid = tmp.name[len(path.name) + 2 :].split(".")[0]
-        if pid.isdigit() and not _process_exists(int(pid)):
-            tmp.unlink(missing_ok=True)
+def remove_orphaned_temps(path: str | Path) -> None:
+    """Delete the temp files for ``path`` that :func:`atomic_write` left when its process was killed.
+
+    Those are ``.<name>.<pid>.<8 hex>.tmp`` beside ``path`` whose pid is not running here. It lists the
+    folder, so call it for a few large files (checkpoints), not for every file of a big folder; on a
+    folder shared between machines another machine's live writer would look dead here.
+    """
+    path = Path(path)
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.[0-9a-f]{{8}}\.tmp")
+    with os.scandir(path.parent) as entries:
+        for entry in entries:
+            match = pattern.fullmatch(entry.name)
+            if match and not _process_exists(int(match.group(1))):
+                Path(entry.path).unlink(missing_ok=True)
 
 
 def _process_exists(pid: int) -> bool:

@@ -103,11 +103,14 @@ class Colorizer:
             ConfigError: a render size that is not a multiple of 32, an unknown backend, onnxruntime with
                 a CUDA device or not installed, or another bad setting.
         """
+        if backend not in BACKENDS:
+            raise ConfigError(f"backend {backend!r} is not valid; valid backends: {', '.join(BACKENDS)}.")
         generator, cfg = load_generator(path)
         size = cfg.data.size if render_size is None else render_size
-        check_size(size, f"render size {size}")
+        _check_settings(size, saturation, batch_size)
         device = resolve_device("cpu" if backend == "onnxruntime" and device == "auto" else device)
-        generator = _on_backend(generator, backend, size, device)
+        if backend == "onnxruntime":
+            generator = _onnx_generator(generator, size, device)
         return cls(generator, cfg.color.space, size, saturation, device, batch_size)
 
     def colorize(self, image: Image.Image) -> Image.Image:
@@ -165,14 +168,10 @@ class Colorizer:
         return out.permute(0, 3, 1, 2)
 
 
-def _on_backend(generator: nn.Module, backend: str, size: int, device: torch.device) -> nn.Module:
-    """The generator as ``backend`` runs it: itself for "torch", an ONNX Runtime session for "onnxruntime"."""
-    if backend not in BACKENDS:
-        raise ConfigError(f"backend {backend!r} is not valid; valid backends: {', '.join(BACKENDS)}.")
-    if backend == "torch":
-        return generator
+def _onnx_generator(generator: nn.Module, size: int, device: torch.device) -> nn.Module:
+    """The generator exported to ONNX and run by ONNX Runtime, which this backend does on the CPU only."""
     if device.type != "cpu":
-        raise ConfigError(f"the onnxruntime backend runs on the CPU; use --device cpu, not {device.type}.")
+        raise ConfigError(f"the onnxruntime backend runs on the CPU; ask for device cpu, not {device.type}.")
     from pix2color.onnx_runtime import OnnxGenerator
 
     return OnnxGenerator.from_module(generator, size)

@@ -49,7 +49,7 @@ def export_onnx(generator: nn.Module, example: Tensor, out: str | Path | BinaryI
 
 
 class OnnxGenerator(nn.Module):
-    """A generator run by ONNX Runtime on the CPU, usable wherever the PyTorch one is (e.g. a Colorizer).
+    """A generator run by ONNX Runtime on the CPU, in place of the PyTorch one (e.g. in a CPU Colorizer).
 
     Args:
         model: an ONNX model, as bytes or a file written by :func:`export_onnx`.
@@ -60,12 +60,7 @@ class OnnxGenerator(nn.Module):
 
     def __init__(self, model: bytes | str | Path):
         super().__init__()
-        try:
-            import onnxruntime
-        except ImportError:
-            raise ConfigError(
-                'the onnxruntime backend needs the onnxruntime package: pip install -e ".[export]".'
-            ) from None
+        onnxruntime = require_export_extra()
         options = onnxruntime.SessionOptions()
         options.enable_cpu_mem_arena = False  # the arena kept ~700 MB more at batch 8 x 256^2 for a 4% gain
         source = model if isinstance(model, bytes) else str(model)
@@ -73,14 +68,35 @@ class OnnxGenerator(nn.Module):
 
     @classmethod
     def from_module(cls, generator: nn.Module, size: int) -> OnnxGenerator:
-        """Export ``generator`` (traced at 1 x 1 x ``size`` x ``size``) in memory and load it."""
+        """Export ``generator`` (traced at 1 x 1 x ``size`` x ``size``) in memory and load it.
+
+        Raises:
+            ConfigError: onnx or onnxruntime is not installed.
+        """
+        require_export_extra()
         buffer = io.BytesIO()
         with quiet_tracing():
             export_onnx(generator.eval(), torch.zeros(1, 1, size, size), buffer)
         return cls(buffer.getvalue())
 
     def forward(self, lightness: Tensor) -> Tensor:
-        """Lightness (B, 1, H, W) in [-1, 1] -> chroma (B, 2, H, W) float32, on the CPU."""
+        """Lightness (B, 1, H, W) in [-1, 1] -> chroma (B, 2, H, W) float32 on lightness's device."""
         inputs = {"lightness": lightness.detach().float().cpu().contiguous().numpy()}
         (chroma,) = self.session.run(None, inputs)
-        return torch.from_numpy(chroma)
+        return torch.from_numpy(chroma).to(lightness.device)
+
+
+def require_export_extra():
+    """The onnxruntime module, once onnx (for the export) and onnxruntime are both importable.
+
+    Raises:
+        ConfigError: either is missing; the message says what to install.
+    """
+    try:
+        import onnx  # noqa: F401  (torch.onnx.export needs it)
+        import onnxruntime
+    except ImportError as exc:
+        raise ConfigError(
+            f'the onnxruntime backend needs the {exc.name} package: pip install -e ".[export]".'
+        ) from None
+    return onnxruntime

@@ -289,8 +289,8 @@ def model_cost(path: dict, size: int, render: int, device: str) -> dict[str, flo
 def build_colorizer(path: dict, render: int, batch: int, device: str):
     """A :class:`Colorizer` at render size ``render`` with the path's precision and memory format.
 
-    Colorizer always runs bf16 autocast (CPU) or fp16 (CUDA) and channels_last; the path's settings are put on
-    its ``amp`` attribute and its generator's memory format.
+    Colorizer runs the library's autocast choice and channels_last; the path's settings are put on its ``amp``
+    attribute and its generator's memory format.
     """
     from pix2color.inference import Colorizer
     from pix2color.models.generator import build_generator

@@ -5,6 +5,8 @@ import errno
 import os
 import pickle
 import stat
+import subprocess
+import sys
 import zipfile
 
 import pytest
@@ -86,6 +88,14 @@ def test_save_replaces_the_previous_file(tmp_path):
     save_checkpoint(make_state(step=1), tmp_path / "last.pt")
     save_checkpoint(make_state(step=2), tmp_path / "last.pt")
     assert load_checkpoint(tmp_path / "last.pt")["step"] == 2
+    assert os.listdir(tmp_path) == ["last.pt"]
+
+
+def test_save_deletes_the_partial_file_of_a_killed_save(tmp_path):
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    partial = tmp_path / f".last.pt.{int(done.stdout)}.0123abcd.tmp"  # its writer has exited
+    partial.write_bytes(b"PK half a checkpoint")
+    save_checkpoint(make_state(), tmp_path / "last.pt")
     assert os.listdir(tmp_path) == ["last.pt"]
 
 

@@ -1,4 +1,4 @@
-"""atomic_write: replaces the target only on success and clears what killed writers left behind."""
+"""atomic_write replaces the target only on success; remove_orphaned_temps clears what killed writers left."""
 
 import os
 import subprocess
@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from pix2color.files import atomic_write
+from pix2color.files import atomic_write, remove_orphaned_temps
 
 
 def _dead_pid() -> int:
@@ -34,14 +34,17 @@ def test_an_error_keeps_the_previous_content_and_no_temp(tmp_path):
 
 
 def test_removes_temps_of_killed_writers_and_keeps_live_ones(tmp_path):
-    target = tmp_path / "last.pt"
-    orphan = tmp_path / f".last.pt.{_dead_pid()}.deadbeef.tmp"
-    live = tmp_path / f".last.pt.{os.getppid()}.cafef00d.tmp"  # a writer that is still running
-    other = tmp_path / f".best.pt.{_dead_pid()}.deadbeef.tmp"  # another target's: not this write's business
-    for path in (orphan, live, other):
+    target = tmp_path / "photo[1].pt"  # glob characters in the name must not widen the match
+    dead, live = _dead_pid(), os.getppid()  # the parent: a writer that is still running
+    orphan = tmp_path / f".photo[1].pt.{dead}.deadbeef.tmp"
+    kept = [
+        tmp_path / f".photo[1].pt.{live}.cafef00d.tmp",  # a live writer's
+        tmp_path / f".photo1.pt.{dead}.deadbeef.tmp",  # what the glob photo[1] would match
+        tmp_path / f".photo[1].pt.{dead}.{live}.cafef00d.tmp",  # a live temp of the target "photo[1].pt.<dead>"
+        tmp_path / f".best.pt.{dead}.deadbeef.tmp",  # another target's
+    ]
+    for path in (orphan, *kept):
         path.write_bytes(b"partial")
-    with atomic_write(target) as handle:
-        handle.write(b"new")
+    remove_orphaned_temps(target)
     assert not orphan.exists()
-    assert live.exists() and other.exists()
-    assert target.read_bytes() == b"new"
+    assert all(path.exists() for path in kept)

@@ -276,8 +276,10 @@ def test_large_photo_memory_is_bounded_by_the_render_size():
 
 
 def test_onnxruntime_backend_colours_like_the_torch_backend(checkpoint, colorizer):
+    from pix2color.onnx_runtime import OnnxGenerator
+
     fast = Colorizer.from_checkpoint(checkpoint, backend="onnxruntime")
-    assert fast.device.type == "cpu"  # "auto" means the CPU for this backend
+    assert isinstance(fast.generator, OnnxGenerator) and fast.device.type == "cpu"  # "auto": the CPU
     rgb = torch.from_numpy(np.asarray(photo())).permute(2, 0, 1)[None]
     expected, got = colorizer.predict_rgb(rgb).int(), fast.predict_rgb(rgb).int()
     assert (got - expected).abs().max() <= 2  # uint8 levels: rounding of nearly equal chroma
@@ -285,7 +287,7 @@ def test_onnxruntime_backend_colours_like_the_torch_backend(checkpoint, colorize
 
 def test_a_bad_backend_or_a_gpu_for_onnxruntime_is_one_clear_error(checkpoint, monkeypatch):
     with pytest.raises(ConfigError, match="backend 'tensorrt' is not valid; valid backends: torch, onnxruntime"):
-        Colorizer.from_checkpoint(checkpoint, device="cpu", backend="tensorrt")
+        Colorizer.from_checkpoint(checkpoint, device="cuda", backend="tensorrt")  # named before the device
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a GPU machine
-    with pytest.raises(ConfigError, match="onnxruntime backend runs on the CPU; use --device cpu, not cuda"):
+    with pytest.raises(ConfigError, match="onnxruntime backend runs on the CPU; ask for device cpu, not cuda"):
         Colorizer.from_checkpoint(checkpoint, device="cuda", backend="onnxruntime")

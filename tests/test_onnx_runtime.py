@@ -30,7 +30,8 @@ def test_matches_pytorch_at_another_batch_and_size(generator):
     torch.testing.assert_close(chroma, expected, atol=1e-4, rtol=1e-3)
 
 
-def test_without_onnxruntime_says_which_extra_to_install(generator, monkeypatch):
-    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes "import onnxruntime" raise ImportError
-    with pytest.raises(ConfigError, match=r'onnxruntime package: pip install -e "\.\[export\]"'):
+@pytest.mark.parametrize("missing", ["onnx", "onnxruntime"])
+def test_without_the_export_extra_says_what_to_install(generator, monkeypatch, missing):
+    monkeypatch.setitem(sys.modules, missing, None)  # makes "import <missing>" raise ImportError
+    with pytest.raises(ConfigError, match=rf'needs the {missing} package: pip install -e "\.\[export\]"'):
         OnnxGenerator.from_module(generator, 64)

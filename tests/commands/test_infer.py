@@ -51,7 +51,14 @@ def test_mirrors_the_tree_and_reports_unreadable_files(tmp_path, make_image, inf
     }
 
 
-def test_onnxruntime_backend_writes_what_the_torch_backend_writes(tmp_path, make_image, infer_checkpoint, capsys):
+def test_onnxruntime_backend_writes_what_the_torch_backend_writes(
+    tmp_path, make_image, infer_checkpoint, capsys, monkeypatch
+):
+    from pix2color.onnx_runtime import OnnxGenerator
+
+    onnx_calls = []
+    forward = OnnxGenerator.forward
+    monkeypatch.setattr(OnnxGenerator, "forward", lambda self, x: onnx_calls.append(x.shape) or forward(self, x))
     make_image("photos/a.jpg", (80, 64))
     make_image("photos/b.png", (48, 72))
     outputs = {}
@@ -62,6 +69,7 @@ def test_onnxruntime_backend_writes_what_the_torch_backend_writes(tmp_path, make
         )
         assert code == 0 and "2 colorized" in stdout
         outputs[backend] = {name: np.asarray(Image.open(out / name), dtype=int) for name in ("a.png", "b.png")}
+        assert len(onnx_calls) == (backend == "onnxruntime")  # one batch, and only with that backend
     for name, expected in outputs["torch"].items():
         assert np.abs(outputs["onnxruntime"][name] - expected).max() <= 2, name
 
