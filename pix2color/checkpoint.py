@@ -71,7 +71,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 def _not_a_checkpoint(path: Path, exc: Exception) -> CheckpointError:
     return CheckpointError(
         f"checkpoint {path} is truncated or not a PyTorch file ({type(exc).__name__}); "
-        "use another checkpoint, such as RUN_DIR/checkpoints/best.pt."
+        "use another checkpoint, such as RUN_DIR/checkpoints/gan/best.pt."
     )
 
 

@@ -31,21 +31,27 @@ def quiet_tracing() -> Iterator[None]:
         yield
 
 
-def export_onnx(generator: nn.Module, example: Tensor, out: str | Path | BinaryIO) -> None:
-    """Write ``generator`` as ONNX: lightness (B, 1, H, W) -> chroma (B, 2, H, W), batch and H, W free.
+def export_onnx(generator: nn.Module, size: int, out: str | Path | BinaryIO) -> None:
+    """Write ``generator`` as ONNX, traced at 1 x 1 x ``size`` x ``size``: lightness (B, 1, H, W) -> chroma
+    (B, 2, H, W), batch and H, W free.
 
     Uses the TorchScript-based exporter, which needs only ``onnx`` (the dynamo one needs onnxscript).
+
+    Raises:
+        ConfigError: onnx or onnxruntime (the ``export`` extra) is not installed.
     """
-    torch.onnx.export(
-        generator,
-        (example,),
-        out if isinstance(out, io.IOBase) else str(out),
-        input_names=["lightness"],
-        output_names=["chroma"],
-        dynamic_axes={"lightness": DYNAMIC_AXES, "chroma": DYNAMIC_AXES},
-        opset_version=ONNX_OPSET,
-        dynamo=False,
-    )
+    require_export_extra()
+    with quiet_tracing():
+        torch.onnx.export(
+            generator,
+            (torch.zeros(1, 1, size, size),),
+            out if isinstance(out, io.IOBase) else str(out),
+            input_names=["lightness"],
+            output_names=["chroma"],
+            dynamic_axes={"lightness": DYNAMIC_AXES, "chroma": DYNAMIC_AXES},
+            opset_version=ONNX_OPSET,
+            dynamo=False,
+        )
 
 
 class OnnxGenerator(nn.Module):
@@ -73,10 +79,8 @@ class OnnxGenerator(nn.Module):
         Raises:
             ConfigError: onnx or onnxruntime is not installed.
         """
-        require_export_extra()
         buffer = io.BytesIO()
-        with quiet_tracing():
-            export_onnx(generator.eval(), torch.zeros(1, 1, size, size), buffer)
+        export_onnx(generator.eval(), size, buffer)
         return cls(buffer.getvalue())
 
     def forward(self, lightness: Tensor) -> Tensor:

@@ -14,12 +14,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 from torch import nn
 
 from pix2color.commands.common import run_cli
 from pix2color.config import check_size
+from pix2color.files import atomic_write
 from pix2color.inference import load_generator
 from pix2color.onnx_runtime import export_onnx, quiet_tracing
 
@@ -37,22 +39,21 @@ def export(checkpoint: Path, fmt: str, out: Path | None = None, size: int | None
 
     Raises:
         CheckpointError: the checkpoint cannot be loaded.
-        ConfigError: a size that is not a multiple of 32.
+        ConfigError: a size that is not a multiple of 32; onnx or onnxruntime missing for "onnx".
     """
     generator, cfg = load_generator(checkpoint)
     size = cfg.data.size if size is None else size
     check_size(size, f"--size {size}")
     out = Path(checkpoint).with_suffix(SUFFIXES[fmt]) if out is None else Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    example = torch.zeros(1, 1, size, size)
-    with quiet_tracing():
-        EXPORTERS[fmt](generator, example, out)
+    with atomic_write(out) as handle:
+        EXPORTERS[fmt](generator, size, handle)
     return out
 
 
-def export_torchscript(generator: nn.Module, example: torch.Tensor, out: Path) -> None:
-    """A traced TorchScript module; sizes are read at run time, so any batch and H, W work."""
-    torch.jit.trace(generator, example).save(str(out))
+def export_torchscript(generator: nn.Module, size: int, out: BinaryIO) -> None:
+    """A TorchScript module traced at 1 x 1 x ``size`` x ``size``; any batch and H, W run later."""
+    with quiet_tracing():
+        torch.jit.save(torch.jit.trace(generator, torch.zeros(1, 1, size, size)), out)
 
 
 EXPORTERS = {"onnx": export_onnx, "torchscript": export_torchscript}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -60,3 +62,10 @@ def bad_files(tmp_path: Path) -> dict[str, Path]:
     files["truncated"].write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
     files["text"].write_text("this is not an image\n")
     return files
+
+
+@pytest.fixture
+def dead_pid() -> int:
+    """The id of a process that has exited (a killed writer's, for temp-file clean-up)."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)

@@ -5,8 +5,6 @@ import errno
 import os
 import pickle
 import stat
-import subprocess
-import sys
 import zipfile
 
 import pytest
@@ -91,9 +89,8 @@ def test_save_replaces_the_previous_file(tmp_path):
     assert os.listdir(tmp_path) == ["last.pt"]
 
 
-def test_save_deletes_the_partial_file_of_a_killed_save(tmp_path):
-    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    partial = tmp_path / f".last.pt.{int(done.stdout)}.0123abcd.tmp"  # its writer has exited
+def test_save_deletes_the_partial_file_of_a_killed_save(tmp_path, dead_pid):
+    partial = tmp_path / f".last.pt.{dead_pid}.0123abcd.tmp"  # its writer has exited
     partial.write_bytes(b"PK half a checkpoint")
     save_checkpoint(make_state(), tmp_path / "last.pt")
     assert os.listdir(tmp_path) == ["last.pt"]

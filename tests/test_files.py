@@ -1,17 +1,10 @@
 """atomic_write replaces the target only on success; remove_orphaned_temps clears what killed writers left."""
 
 import os
-import subprocess
-import sys
 
 import pytest
 
 from pix2color.files import atomic_write, remove_orphaned_temps
-
-
-def _dead_pid() -> int:
-    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    return int(done.stdout)
 
 
 def test_replaces_the_target_on_success(tmp_path):
@@ -33,9 +26,9 @@ def test_an_error_keeps_the_previous_content_and_no_temp(tmp_path):
     assert os.listdir(tmp_path) == ["last.pt"]
 
 
-def test_removes_temps_of_killed_writers_and_keeps_live_ones(tmp_path):
+def test_removes_temps_of_killed_writers_and_keeps_live_ones(tmp_path, dead_pid):
     target = tmp_path / "photo[1].pt"  # glob characters in the name must not widen the match
-    dead, live = _dead_pid(), os.getppid()  # the parent: a writer that is still running
+    dead, live = dead_pid, os.getppid()  # the parent: a writer that is still running
     orphan = tmp_path / f".photo[1].pt.{dead}.deadbeef.tmp"
     kept = [
         tmp_path / f".photo[1].pt.{live}.cafef00d.tmp",  # a live writer's

@@ -248,18 +248,24 @@ def test_infer_on_a_folder_with_no_images_is_one_line(tmp_path, tiny_checkpoint,
 # --- scripts/evaluate.py and scripts/compare.py ------------------------------------------------------------------
 
 
+def run_cleanly(main, argv: list[str], capsys) -> tuple[list[warnings.WarningMessage], str]:
+    """Run a script's ``main``; assert exit 0 and no traceback; return the warnings it raised and its stdout."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = main(argv)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "Traceback" not in captured.err
+    return caught, captured.out
+
+
 def test_evaluate_skips_and_names_unreadable_files(nasty_folder, tmp_path, tiny_checkpoint, capsys):
     before = nasty_folder.snapshot()
     evaluate = load_script("evaluate")
     out = tmp_path / "eval"
     argv = ["--data", str(nasty_folder.root), "--checkpoint", str(tiny_checkpoint), "--out", str(out)]
     argv += ["--size", str(SIZE), "--workers", "0", "--device", "cpu"]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        code = evaluate.main(argv)
-    captured = capsys.readouterr()
-    assert code == 0, captured.err
-    assert "Traceback" not in captured.err
+    caught, _ = run_cleanly(evaluate.main, argv, capsys)
     summary = json.loads((out / "summary.json").read_text())
     assert sorted(summary["unreadable"]) == sorted(str(p) for p in nasty_folder.unreadable)
     assert summary["images"] == len(nasty_folder.good) + len(nasty_folder.decodable)
@@ -275,14 +281,9 @@ def test_compare_draws_the_readable_images_and_names_unreadable_ones(nasty_folde
     grid = tmp_path / "grid.png"
     argv = ["--images", str(nasty_folder.root), "--checkpoint", str(tiny_checkpoint), "--out", str(grid)]
     argv += ["--size", str(SIZE), "--workers", "0", "--device", "cpu", "--limit", "0", "--metrics", "--html"]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        code = compare.main(argv)
-    captured = capsys.readouterr()
-    assert code == 0, captured.err
-    assert "Traceback" not in captured.err
+    caught, stdout = run_cleanly(compare.main, argv, capsys)
     readable = len(nasty_folder.good) + len(nasty_folder.decodable)
-    assert f"{readable} images x " in captured.out
+    assert f"{readable} images x " in stdout
     assert grid.is_file() and grid.with_suffix(".html").is_file()
     for path in nasty_folder.unreadable:
         assert warned_about(caught, path), path
