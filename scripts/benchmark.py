@@ -21,6 +21,7 @@ folder; also per CPU second, which stays meaningful when other jobs share the co
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -43,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "train"
 FAST_CONFIG = ROOT / "configs" / "fast_resnet18_128.yaml"
 BATCH = 16
+MATMUL_BUDGET_S = 2.0  # seconds of timed products per dtype
 WARMUP = 16
 MEGAPIXELS = (1, 12, 24)
 QUICK_MEGAPIXELS = (0.05, 0.1)
@@ -131,10 +133,10 @@ def machine_info(device: str) -> dict:
     return info
 
 
-def matmul_gflops(dtype: torch.dtype, device: str, budget_s: float = 2.0, max_n: int = 4096) -> float:
-    """Best GFLOP/s of square ``torch.matmul`` in ``dtype``, growing n until one product takes ~0.2 s."""
+def matmul_gflops(dtype: torch.dtype, device: str, max_n: int = 4096) -> float:
+    """Best GFLOP/s of square ``torch.matmul`` in ``dtype``, growing n until one product takes ~0.2 s (<= 2 s)."""
     best, n, spent = 0.0, 256, 0.0
-    while n <= max_n and spent < budget_s:
+    while n <= max_n and spent < MATMUL_BUDGET_S:
         a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
         torch.matmul(a, b)
         for _ in range(3):
@@ -274,8 +276,7 @@ def model_cost(path: dict, size: int, render: int, device: str) -> dict[str, flo
 
     from pix2color.models.generator import build_generator
 
-    with tempfile.TemporaryDirectory() as folder:
-        cfg = path_config(path, size, 1, device, Path(folder))
+    cfg = path_config(path, size, 1, device, ROOT)  # data.train is not read
     generator = build_generator(cfg.model, size).to(device).eval()
     result = {"params_m": sum(p.numel() for p in generator.parameters()) / 1e6}
     for side in sorted({size, render}):
@@ -295,8 +296,7 @@ def build_colorizer(path: dict, render: int, batch: int, device: str):
     from pix2color.inference import Colorizer
     from pix2color.models.generator import build_generator
 
-    with tempfile.TemporaryDirectory() as folder:
-        cfg = path_config(path, render, batch, device, Path(folder))
+    cfg = path_config(path, render, batch, device, ROOT)  # data.train is not read
     colorizer = Colorizer(build_generator(cfg.model, render), cfg.color.space, render, device=device, batch_size=batch)
     colorizer.amp = amp_dtype(colorizer.device, cfg.train.amp, cfg.train.amp_dtype)
     if not cfg.train.channels_last:
@@ -349,14 +349,23 @@ def peak_memory_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def reset_peak_memory(device: str) -> None:
+    """Start a new peak for :func:`peak_memory_mb` (Linux resets VmHWM through /proc/self/clear_refs)."""
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
 def run_task(task: dict) -> dict[str, dict]:
-    """One task's measurements by name; the first carries this process's peak memory so far.
+    """One task's measurements by name; the first carries the task's peak memory.
 
     Kinds: "pretrain" (stage 1 images/s, then the model's parameters and FLOPs), "gan" (stage 2 images/s),
     "inference" (images/s, then the latency of each photo size in ``megapixels``, smallest first, after a
     warm-up) and "latency" (``megapixels`` in a process of their own, for their peak memory).
     """
     kind, path, device, size = task["kind"], task["path"], task["device"], task["size"]
+    reset_peak_memory(device)
     start = time.perf_counter()
     results = {}
     if kind in ("pretrain", "gan"):
@@ -515,12 +524,13 @@ def target_lines(results: dict, machine: dict, args: argparse.Namespace) -> list
     """The issue's targets, for the fast path against the plain one (same architecture)."""
     fast, plain = results["fast"], results["plain"]
     stage1 = f"pretrain_{args.size[0]}"
-    last_mp = f"latency_{megapixel_sizes(args)[-1]}"
+    megapixels = megapixel_sizes(args)[-1]
+    last_mp = f"latency_{megapixels}"
     checks = [
         ("stage 1 training ≥ 2.5× plain", fast[stage1]["images_per_s"] / plain[stage1]["images_per_s"], 2.5, "×"),
         ("inference ≥ 2× plain", fast["inference"]["images_per_s"] / plain["inference"]["images_per_s"], 2, "×"),
         ("stage 1 ≥ 35% of matmul peak", fast["achieved"]["percent_of_peak"], 35, "%"),
-        (f"{last_mp[8:]} MP colorize < 2048 MB", -fast[last_mp]["peak_mb"], -2048, " MB"),
+        (f"{megapixels} MP colorize < 2048 MB", -fast[last_mp]["peak_mb"], -2048, " MB"),
         ("whole benchmark < 600 s", -machine["total_s"], -600, " s"),
     ]
     return [
@@ -536,7 +546,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--size", nargs="+", type=int, default=[128], help="training and loader crop sizes")
-    parser.add_argument("--batch", type=int, default=16, help="training batch size")
+    parser.add_argument("--batch", type=int, default=BATCH, help="training batch size")
     parser.add_argument("--render-size", type=int, default=256, help="square the model runs at in inference")
     parser.add_argument("--infer-batch", type=int, default=4, help="photos per inference batch")
     parser.add_argument("--steps", type=int, default=3, help="timed steps after a warm-up (0: one call)")
