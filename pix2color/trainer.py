@@ -23,7 +23,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
 from pix2color import color, metrics, viz
-from pix2color.checkpoint import load_checkpoint, load_weights, save_checkpoint
+from pix2color.checkpoint import RESUME_KEYS, load_checkpoint, load_weights, save_checkpoint
 from pix2color.config import Config, config_to_dict, save_config
 from pix2color.data import build_datasets, collate_images
 from pix2color.errors import ConfigError, DataError, TrainingStopped
@@ -424,13 +424,18 @@ class Trainer:
 
     # ------------------------------------------------------- checkpoints, faults
     def save(self, name: str) -> None:
-        """Write checkpoints/<stage>/<name>.pt atomically (main process only)."""
-        if self.rt.is_main:
-            save_checkpoint(self.state(), checkpoint_path(self.run_dir, self.stage, name))
+        """Write checkpoints/<stage>/<name>.pt atomically (main process only).
 
-    def state(self) -> dict[str, Any]:
-        """Everything needed to continue: weights, optimizers, schedulers, scalers, EMA, position, RNG."""
-        state: dict[str, Any] = {
+        ``last.pt`` holds everything needed to resume; ``best.pt`` only the validated generator, which is
+        all that inference, evaluation and stage 2 read (a third of the size without optimizer state).
+        """
+        if self.rt.is_main:
+            state = self.state() if name == "last" else self.validated_state()
+            save_checkpoint(state, checkpoint_path(self.run_dir, self.stage, name))
+
+    def position(self) -> dict[str, Any]:
+        """The config, where the run is, and the latest validation metrics."""
+        return {
             "config": config_to_dict(self.cfg),
             "stage": self.stage,
             "stages": self.stages,
@@ -439,6 +444,15 @@ class Trainer:
             "step": self.step,
             "best": self.best,
             "metrics": self.results.get(self.stage, {}),
+        }
+
+    def validated_state(self) -> dict[str, Any]:
+        """The generator weights that validation scored (the EMA weights when EMA is on), with the position."""
+        return self.position() | {"generator": self.eval_generator().state_dict()}
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to continue: weights, optimizers, schedulers, scalers, EMA, position, RNG."""
+        state: dict[str, Any] = self.position() | {
             "generator": self.g.state_dict(),
             "optimizers": {"g": self.opt_g.state_dict()},
             "schedulers": {"g": self.sched_g.state_dict()},
@@ -458,6 +472,11 @@ class Trainer:
         """Continue from a checkpoint of this stage: same step, learning rate and data order."""
         where = state.get("path", "the checkpoint")
         load_weights(self.g, state["generator"], "generator", where)
+        if not set(RESUME_KEYS) <= set(state):
+            raise ConfigError(
+                f"--resume {where} holds generator weights only (a best.pt), not the optimizer and data state "
+                "a resume needs; pass the run folder or its checkpoints/<stage>/last.pt."
+            )
         self.opt_g.load_state_dict(state["optimizers"]["g"])
         self.sched_g.load_state_dict(state["schedulers"]["g"])
         if self.d is not None:

@@ -376,15 +376,9 @@ def write_checkpoint(path: Path, encoder: str = "resnet18", config_encoder: str 
 
 
 def delete_checkpoints(root: Path) -> None:
-    """Tiny runs still write 370 MB checkpoints (ResNet18 U-Net + Adam), and pytest keeps three sessions' tmp."""
+    """Tiny runs still write 370 MB checkpoints (ResNet18 U-Net + Adam); module fixtures keep theirs till the end."""
     for path in root.rglob("*.pt"):
         path.unlink()
-
-
-@pytest.fixture(autouse=True)
-def checkpoints_deleted_afterwards(tmp_path: Path) -> Iterator[None]:
-    yield
-    delete_checkpoints(tmp_path)
 
 
 @pytest.fixture(scope="session")
