@@ -1,4 +1,4 @@
-"""Fixtures that write small real image files (and broken ones) into the test's tmp_path."""
+"""Shared fixtures: small real image files (and broken ones) in the test's tmp_path, and a tiny checkpoint."""
 
 from __future__ import annotations
 
@@ -69,3 +69,22 @@ def dead_pid() -> int:
     """The id of a process that has exited (a killed writer's, for temp-file clean-up)."""
     done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     return int(done.stdout)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stage 1 checkpoint as best.pt holds it: resnet18 U-Net for 64 px, random weights (seed 0), written
+    once per session; read-only for the tests."""
+    import torch
+
+    from pix2color.checkpoint import save_checkpoint
+    from pix2color.config import config_to_dict, load_config
+    from pix2color.models.generator import build_generator
+
+    cfg = load_config(None, ["model.pretrained=none", "data.size=64"])
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        generator = build_generator(cfg.model, cfg.data.size)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint({"config": config_to_dict(cfg), "stage": "pretrain", "generator": generator.state_dict()}, path)
+    return path

@@ -24,21 +24,6 @@ from pix2color.models.generator import build_generator
 SIZE = 64
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A tiny stage 1 checkpoint as the trainer writes it: resnet18 U-Net, 64 px, random weights."""
-    cfg = load_config(None, ["model.pretrained=none", f"data.size={SIZE}"])
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    state = {
-        "config": config_to_dict(cfg),
-        "stage": "pretrain",
-        "generator": build_generator(cfg.model, SIZE).state_dict(),
-    }
-    save_checkpoint(state, path)
-    return path
-
-
 def edited(checkpoint, path, edit):
     """A copy of ``checkpoint`` at ``path`` with ``edit(state)`` applied."""
     state = torch.load(checkpoint, weights_only=True)
@@ -48,8 +33,8 @@ def edited(checkpoint, path, edit):
 
 
 @pytest.fixture(scope="module")
-def colorizer(checkpoint):
-    return Colorizer.from_checkpoint(checkpoint, device="cpu")
+def colorizer(tiny_checkpoint):
+    return Colorizer.from_checkpoint(tiny_checkpoint, device="cpu")
 
 
 def photo(width=80, height=56, seed=0):
@@ -204,16 +189,16 @@ def test_render_size_defaults_to_training_size_and_must_be_a_multiple_of_32(colo
 
 
 @pytest.mark.parametrize("stage", ["pretrain", "gan"])
-def test_both_stages_load(tmp_path, checkpoint, stage):
-    path = edited(checkpoint, tmp_path / "c.pt", lambda state: state.update(stage=stage))
+def test_both_stages_load(tmp_path, tiny_checkpoint, stage):
+    path = edited(tiny_checkpoint, tmp_path / "c.pt", lambda state: state.update(stage=stage))
     assert Colorizer.from_checkpoint(path, "cpu").colorize(photo()).size == (80, 56)
 
 
-def test_ema_weights_are_used_when_present(tmp_path, checkpoint, colorizer):
+def test_ema_weights_are_used_when_present(tmp_path, tiny_checkpoint, colorizer):
     def add_ema(state):
         state["generator_ema"] = {k: v + 0.25 if v.is_floating_point() else v for k, v in state["generator"].items()}
 
-    ema = Colorizer.from_checkpoint(edited(checkpoint, tmp_path / "ema.pt", add_ema), "cpu")
+    ema = Colorizer.from_checkpoint(edited(tiny_checkpoint, tmp_path / "ema.pt", add_ema), "cpu")
     name, weight = next((k, v) for k, v in colorizer.generator.state_dict().items() if v.is_floating_point())
     torch.testing.assert_close(ema.generator.state_dict()[name], weight + 0.25)
     assert not np.array_equal(np.array(ema.colorize(photo())), np.array(colorizer.colorize(photo())))
@@ -233,11 +218,12 @@ def test_never_downloads_pretrained_weights(tmp_path, monkeypatch):
     assert colorizer.colorize(photo()).size == (80, 56)
 
 
-def test_bad_checkpoints_give_one_clear_line(tmp_path, checkpoint):
+def test_bad_checkpoints_give_one_clear_line(tmp_path, tiny_checkpoint):
     truncated = tmp_path / "truncated.pt"
-    truncated.write_bytes(checkpoint.read_bytes()[:5000])
+    truncated.write_bytes(tiny_checkpoint.read_bytes()[:5000])
     # the default U-Net's weights under the config of one without the last cross block
-    wrong = edited(checkpoint, tmp_path / "wrong.pt", lambda state: state["config"]["model"].update(last_cross=False))
+    no_cross = lambda state: state["config"]["model"].update(last_cross=False)  # noqa: E731
+    wrong = edited(tiny_checkpoint, tmp_path / "wrong.pt", no_cross)
     for path, reason in [(tmp_path / "missing.pt", "does not exist"), (truncated, "truncated"), (wrong, "do not fit")]:
         with pytest.raises(CheckpointError, match=reason) as info:
             Colorizer.from_checkpoint(path, "cpu")
@@ -275,19 +261,19 @@ def test_large_photo_memory_is_bounded_by_the_render_size():
     assert added_mb < 500, added_mb
 
 
-def test_onnxruntime_backend_colours_like_the_torch_backend(checkpoint, colorizer):
+def test_onnxruntime_backend_colours_like_the_torch_backend(tiny_checkpoint, colorizer):
     from pix2color.onnx_runtime import OnnxGenerator
 
-    fast = Colorizer.from_checkpoint(checkpoint, backend="onnxruntime")
+    fast = Colorizer.from_checkpoint(tiny_checkpoint, backend="onnxruntime")
     assert isinstance(fast.generator, OnnxGenerator) and fast.device.type == "cpu"  # "auto": the CPU
     rgb = torch.from_numpy(np.asarray(photo())).permute(2, 0, 1)[None]
     expected, got = colorizer.predict_rgb(rgb).int(), fast.predict_rgb(rgb).int()
     assert (got - expected).abs().max() <= 2  # uint8 levels: rounding of nearly equal chroma
 
 
-def test_a_bad_backend_or_a_gpu_for_onnxruntime_is_one_clear_error(checkpoint, monkeypatch):
+def test_a_bad_backend_or_a_gpu_for_onnxruntime_is_one_clear_error(tiny_checkpoint, monkeypatch):
     with pytest.raises(ConfigError, match="backend 'tensorrt' is not valid; valid backends: torch, onnxruntime"):
-        Colorizer.from_checkpoint(checkpoint, device="cuda", backend="tensorrt")  # named before the device
+        Colorizer.from_checkpoint(tiny_checkpoint, device="cuda", backend="tensorrt")  # named before the device
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a GPU machine
     with pytest.raises(ConfigError, match="onnxruntime backend runs on the CPU; ask for device cpu, not cuda"):
-        Colorizer.from_checkpoint(checkpoint, device="cuda", backend="onnxruntime")
+        Colorizer.from_checkpoint(tiny_checkpoint, device="cuda", backend="onnxruntime")

@@ -33,14 +33,14 @@ def sizes(out: Path) -> dict[str, tuple[tuple[int, int], str]]:
     return result
 
 
-def test_mirrors_the_tree_and_reports_unreadable_files(tmp_path, make_image, infer_checkpoint, capsys):
+def test_mirrors_the_tree_and_reports_unreadable_files(tmp_path, make_image, tiny_checkpoint, capsys):
     make_image("photos/a.jpg", (80, 64))
     make_image("photos/sub/b.png", (64, 48), mode="RGBA")
     make_image("photos/sub/deep/c.tif", (40, 56), mode="L")
     broken = tmp_path / "photos" / "sub" / "broken.jpg"
     broken.write_bytes(b"not a jpeg")
     out = tmp_path / "out"
-    code, stdout, errors = run(capsys, tmp_path / "photos", "--checkpoint", infer_checkpoint, "--out", out)
+    code, stdout, errors = run(capsys, tmp_path / "photos", "--checkpoint", tiny_checkpoint, "--out", out)
     assert code == 1
     assert len(errors) == 1 and errors[0].startswith("failed: ") and str(broken) in errors[0], errors
     assert "3 colorized, 0 skipped" in stdout and "1 failed" in stdout
@@ -52,7 +52,7 @@ def test_mirrors_the_tree_and_reports_unreadable_files(tmp_path, make_image, inf
 
 
 def test_onnxruntime_backend_writes_what_the_torch_backend_writes(
-    tmp_path, make_image, infer_checkpoint, capsys, monkeypatch
+    tmp_path, make_image, tiny_checkpoint, capsys, monkeypatch
 ):
     from pix2color.onnx_runtime import OnnxGenerator
 
@@ -65,7 +65,7 @@ def test_onnxruntime_backend_writes_what_the_torch_backend_writes(
     for backend in ("torch", "onnxruntime"):
         out = tmp_path / backend
         code, stdout, _ = run(
-            capsys, tmp_path / "photos", "--checkpoint", infer_checkpoint, "--out", out, "--backend", backend
+            capsys, tmp_path / "photos", "--checkpoint", tiny_checkpoint, "--out", out, "--backend", backend
         )
         assert code == 0 and "2 colorized" in stdout
         outputs[backend] = {name: np.asarray(Image.open(out / name), dtype=int) for name in ("a.png", "b.png")}
@@ -74,11 +74,11 @@ def test_onnxruntime_backend_writes_what_the_torch_backend_writes(
         assert np.abs(outputs["onnxruntime"][name] - expected).max() <= 2, name
 
 
-def test_skips_existing_outputs_unless_overwrite(tmp_path, make_image, infer_checkpoint, capsys):
+def test_skips_existing_outputs_unless_overwrite(tmp_path, make_image, tiny_checkpoint, capsys):
     make_image("photos/a.jpg")
     make_image("photos/b.png", seed=1)
     out = tmp_path / "photos" / "colorized"  # inside the input folder: what is under --out is never an input
-    argv = [tmp_path / "photos", "--checkpoint", infer_checkpoint, "--out", out]
+    argv = [tmp_path / "photos", "--checkpoint", tiny_checkpoint, "--out", out]
     assert run(capsys, *argv)[0] == 0
     written = {path: path.stat().st_mtime_ns for path in out.iterdir()}
     code, stdout, _ = run(capsys, *argv)
@@ -90,10 +90,10 @@ def test_skips_existing_outputs_unless_overwrite(tmp_path, make_image, infer_che
     assert not list(out.glob(".*"))  # no temp files left behind
 
 
-def test_never_overwrites_an_input(tmp_path, make_image, infer_checkpoint, capsys):
+def test_never_overwrites_an_input(tmp_path, make_image, tiny_checkpoint, capsys):
     photo = make_image("photos/a.png")
     before = photo.read_bytes()
-    argv = [tmp_path / "photos", "--checkpoint", infer_checkpoint, "--out", tmp_path / "photos", "--overwrite"]
+    argv = [tmp_path / "photos", "--checkpoint", tiny_checkpoint, "--out", tmp_path / "photos", "--overwrite"]
     code, _, errors = run(capsys, *argv)
     assert code == 2
     assert len(errors) == 1 and errors[0].startswith("error: ") and "overwrite the input" in errors[0], errors
@@ -101,18 +101,18 @@ def test_never_overwrites_an_input(tmp_path, make_image, infer_checkpoint, capsy
     assert photo.read_bytes() == before
 
 
-def test_two_inputs_for_one_output_are_refused(tmp_path, make_image, infer_checkpoint, capsys):
+def test_two_inputs_for_one_output_are_refused(tmp_path, make_image, tiny_checkpoint, capsys):
     first, second = make_image("photos/a.jpg"), make_image("photos/a.png")
-    code, _, errors = run(capsys, tmp_path / "photos", "--checkpoint", infer_checkpoint, "--out", tmp_path / "out")
+    code, _, errors = run(capsys, tmp_path / "photos", "--checkpoint", tiny_checkpoint, "--out", tmp_path / "out")
     assert code == 2 and len(errors) == 1
     assert str(first) in errors[0] and str(second) in errors[0]
     assert not (tmp_path / "out").exists()
 
 
-def test_compare_and_jpeg(tmp_path, make_image, infer_checkpoint, capsys):
+def test_compare_and_jpeg(tmp_path, make_image, tiny_checkpoint, capsys):
     make_image("photos/a.png", (80, 64), mode="RGBA", color=(200, 120, 40, 255))  # flat: JPEG keeps it
     out = tmp_path / "out"
-    argv = [tmp_path / "photos", "--checkpoint", infer_checkpoint, "--out", out, "--compare", "--format", "jpg"]
+    argv = [tmp_path / "photos", "--checkpoint", tiny_checkpoint, "--out", out, "--compare", "--format", "jpg"]
     assert run(capsys, *argv)[0] == 0
     assert sizes(out) == {"a.jpg": ((80, 64), "RGB"), "a_compare.jpg": ((160, 64), "RGB")}
     with Image.open(out / "a_compare.jpg") as compare, Image.open(out / "a.jpg") as colorized:
@@ -121,7 +121,7 @@ def test_compare_and_jpeg(tmp_path, make_image, infer_checkpoint, capsys):
         assert np.abs(halves[:, 1] - np.array(colorized, dtype=np.int16)).mean() < 2
 
 
-def test_exif_orientation_broken_exif_and_icc_profile(tmp_path, make_image, infer_checkpoint, capsys):
+def test_exif_orientation_broken_exif_and_icc_profile(tmp_path, make_image, tiny_checkpoint, capsys):
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90° clockwise to display
     make_image("photos/rotated.jpg", (48, 32), exif=exif.tobytes())
@@ -129,7 +129,7 @@ def test_exif_orientation_broken_exif_and_icc_profile(tmp_path, make_image, infe
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     make_image("photos/profiled.png", (40, 40), icc_profile=srgb)
     out = tmp_path / "out"
-    assert run(capsys, tmp_path / "photos", "--checkpoint", infer_checkpoint, "--out", out)[0] == 0
+    assert run(capsys, tmp_path / "photos", "--checkpoint", tiny_checkpoint, "--out", out)[0] == 0
     assert sizes(out) == {
         "broken_exif.png": ((48, 32), "RGB"),
         "profiled.png": ((40, 40), "RGB"),
@@ -139,31 +139,31 @@ def test_exif_orientation_broken_exif_and_icc_profile(tmp_path, make_image, infe
         assert profiled.info["icc_profile"] == srgb
 
 
-def test_files_and_globs(tmp_path, make_image, infer_checkpoint, capsys):
+def test_files_and_globs(tmp_path, make_image, tiny_checkpoint, capsys):
     make_image("photos/a.png")
     make_image("photos/sub/b.png", seed=1)
     single = make_image("photos/sub/c.jpg", seed=2)
     out = tmp_path / "out"
     pattern = f"{tmp_path}/photos/**/*.png"  # relative to photos/, the glob's fixed part
-    assert run(capsys, pattern, single, "--checkpoint", infer_checkpoint, "--out", out)[0] == 0
+    assert run(capsys, pattern, single, "--checkpoint", tiny_checkpoint, "--out", out)[0] == 0
     assert sorted(sizes(out)) == ["a.png", "c.png", "sub/b.png"]
 
 
-def test_a_failed_write_is_counted_and_the_run_goes_on(tmp_path, make_image, infer_checkpoint, capsys):
+def test_a_failed_write_is_counted_and_the_run_goes_on(tmp_path, make_image, tiny_checkpoint, capsys):
     make_image("photos/a.png")
     make_image("photos/sub/b.png", seed=1)
     out = tmp_path / "out"
     out.mkdir()
     (out / "sub").write_text("a file where the output folder should go")
-    code, stdout, errors = run(capsys, tmp_path / "photos", "--checkpoint", infer_checkpoint, "--out", out)
+    code, stdout, errors = run(capsys, tmp_path / "photos", "--checkpoint", tiny_checkpoint, "--out", out)
     assert code == 1 and "1 colorized, 0 skipped" in stdout and "1 failed" in stdout
     assert len(errors) == 1 and "could not write" in errors[0] and str(out / "sub" / "b.png") in errors[0]
 
 
-def test_a_bad_checkpoint_is_one_line(tmp_path, make_image, infer_checkpoint, capsys):
+def test_a_bad_checkpoint_is_one_line(tmp_path, make_image, tiny_checkpoint, capsys):
     make_image("photos/a.png")
     truncated = tmp_path / "truncated.pt"
-    truncated.write_bytes(infer_checkpoint.read_bytes()[:4096])
+    truncated.write_bytes(tiny_checkpoint.read_bytes()[:4096])
     code, _, errors = run(capsys, tmp_path / "photos", "--checkpoint", truncated, "--out", tmp_path / "out")
     assert code == 2
     assert len(errors) == 1 and errors[0].startswith("error: ") and str(truncated) in errors[0], errors

@@ -363,7 +363,7 @@ def tiny_config(encoder: str = "resnet18"):
 
 
 def write_checkpoint(path: Path, encoder: str = "resnet18", config_encoder: str | None = None) -> Path:
-    """An untrained but complete stage 1 checkpoint: ``encoder`` weights, ``config_encoder`` in its config."""
+    """An untrained stage 1 checkpoint as best.pt holds it: ``encoder`` weights, ``config_encoder`` in its config."""
     from pix2color.checkpoint import save_checkpoint
     from pix2color.config import config_to_dict
     from pix2color.models.generator import build_generator
@@ -379,14 +379,6 @@ def delete_checkpoints(root: Path) -> None:
     """Tiny runs still write 370 MB checkpoints (ResNet18 U-Net + Adam); module fixtures keep theirs till the end."""
     for path in root.rglob("*.pt"):
         path.unlink()
-
-
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A resnet18 64 px stage 1 checkpoint, written once per session (read-only for the tests)."""
-    path = write_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
-    yield path
-    path.unlink()
 
 
 class RunsCode:
