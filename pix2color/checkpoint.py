@@ -1,9 +1,8 @@
 """Checkpoints: written atomically, loaded as data only (``weights_only=True``), checked on load.
 
 A checkpoint is a dict with at least ``config`` (the resolved config as nested dicts), ``stage``
-("pretrain" or "gan") and ``generator`` (a state dict). In ``last.pt`` the trainer adds what it needs
-to resume (``RESUME_KEYS``, and the discriminator, EMA, epoch, step); ``best.pt`` holds only the
-validated generator.
+("pretrain" or "gan") and ``generator`` (a state dict). The trainer adds what it needs to resume:
+discriminator, optimizers, schedulers, scaler, EMA, epoch, step, RNG states.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from pix2color.files import atomic_write, remove_orphaned_temps
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "config", "stage", "generator")
-RESUME_KEYS = ("optimizers", "schedulers", "scalers", "rng")
+RESUME_KEYS = ("optimizers", "schedulers", "scalers", "rng")  # what the trainer adds, beyond the weights
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:

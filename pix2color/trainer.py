@@ -424,18 +424,13 @@ class Trainer:
 
     # ------------------------------------------------------- checkpoints, faults
     def save(self, name: str) -> None:
-        """Write checkpoints/<stage>/<name>.pt atomically (main process only).
-
-        ``last.pt`` holds everything needed to resume; ``best.pt`` only the validated generator, which is
-        all that inference, evaluation and stage 2 read (a third of the size without optimizer state).
-        """
+        """Write checkpoints/<stage>/<name>.pt atomically (main process only)."""
         if self.rt.is_main:
-            state = self.state() if name == "last" else self.validated_state()
-            save_checkpoint(state, checkpoint_path(self.run_dir, self.stage, name))
+            save_checkpoint(self.state(), checkpoint_path(self.run_dir, self.stage, name))
 
-    def position(self) -> dict[str, Any]:
-        """The config, where the run is, and the latest validation metrics."""
-        return {
+    def state(self) -> dict[str, Any]:
+        """Everything needed to continue: weights, optimizers, schedulers, scalers, EMA, position, RNG."""
+        state: dict[str, Any] = {
             "config": config_to_dict(self.cfg),
             "stage": self.stage,
             "stages": self.stages,
@@ -444,15 +439,6 @@ class Trainer:
             "step": self.step,
             "best": self.best,
             "metrics": self.results.get(self.stage, {}),
-        }
-
-    def validated_state(self) -> dict[str, Any]:
-        """The generator weights that validation scored (the EMA weights when EMA is on), with the position."""
-        return self.position() | {"generator": self.eval_generator().state_dict()}
-
-    def state(self) -> dict[str, Any]:
-        """Everything needed to continue: weights, optimizers, schedulers, scalers, EMA, position, RNG."""
-        state: dict[str, Any] = self.position() | {
             "generator": self.g.state_dict(),
             "optimizers": {"g": self.opt_g.state_dict()},
             "schedulers": {"g": self.sched_g.state_dict()},
@@ -474,8 +460,8 @@ class Trainer:
         load_weights(self.g, state["generator"], "generator", where)
         if not set(RESUME_KEYS) <= set(state):
             raise ConfigError(
-                f"--resume {where} holds generator weights only (a best.pt), not the optimizer and data state "
-                "a resume needs; pass the run folder or its checkpoints/<stage>/last.pt."
+                f"--resume {where} holds generator weights only, not the optimizer and data state a resume "
+                "needs; pass the run folder or a last.pt or best.pt that pix2color-train wrote."
             )
         self.opt_g.load_state_dict(state["optimizers"]["g"])
         self.sched_g.load_state_dict(state["schedulers"]["g"])

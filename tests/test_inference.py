@@ -266,7 +266,7 @@ def test_onnxruntime_backend_colours_like_the_torch_backend(tiny_checkpoint, col
 
     fast = Colorizer.from_checkpoint(tiny_checkpoint, backend="onnxruntime")
     assert isinstance(fast.generator, OnnxGenerator) and fast.device.type == "cpu"  # "auto": the CPU
-    rgb = torch.from_numpy(np.asarray(photo())).permute(2, 0, 1)[None]
+    rgb = torch.from_numpy(np.array(photo())).permute(2, 0, 1)[None]
     expected, got = colorizer.predict_rgb(rgb).int(), fast.predict_rgb(rgb).int()
     assert (got - expected).abs().max() <= 2  # uint8 levels: rounding of nearly equal chroma
 
