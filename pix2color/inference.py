@@ -105,13 +105,17 @@ class Colorizer:
         """
         if backend not in BACKENDS:
             raise ConfigError(f"backend {backend!r} is not valid; valid backends: {', '.join(BACKENDS)}.")
+        device = resolve_device("cpu" if backend == "onnxruntime" and device == "auto" else device)
+        if backend == "onnxruntime" and device.type != "cpu":
+            raise ConfigError(f"the onnxruntime backend runs on the CPU; ask for device cpu, not {device.type}.")
         generator, cfg = load_generator(path)
         size = cfg.data.size if render_size is None else render_size
-        _check_settings(size, saturation, batch_size)
-        device = resolve_device("cpu" if backend == "onnxruntime" and device == "auto" else device)
-        if backend == "onnxruntime":
-            generator = _onnx_generator(generator, size, device)
-        return cls(generator, cfg.color.space, size, saturation, device, batch_size)
+        colorizer = cls(generator, cfg.color.space, size, saturation, device, batch_size)
+        if backend == "onnxruntime":  # exported once the settings have passed their checks
+            from pix2color.onnx_runtime import OnnxGenerator
+
+            colorizer.generator = OnnxGenerator.from_module(colorizer.generator, size)
+        return colorizer
 
     def colorize(self, image: Image.Image) -> Image.Image:
         """Colour one photo; see :meth:`colorize_batch`."""
@@ -166,15 +170,6 @@ class Colorizer:
             joined = color.l_chroma_to_rgb(lightness, upsample_rows(chroma, (h, w), rows), self.space)
             out[:, rows] = color.to_uint8(color.match_luminance(joined, strip)).permute(0, 2, 3, 1).to(out.device)
         return out.permute(0, 3, 1, 2)
-
-
-def _onnx_generator(generator: nn.Module, size: int, device: torch.device) -> nn.Module:
-    """The generator exported to ONNX and run by ONNX Runtime, which this backend does on the CPU only."""
-    if device.type != "cpu":
-        raise ConfigError(f"the onnxruntime backend runs on the CPU; ask for device cpu, not {device.type}.")
-    from pix2color.onnx_runtime import OnnxGenerator
-
-    return OnnxGenerator.from_module(generator, size)
 
 
 def upsample_rows(chroma: Tensor, size: tuple[int, int], rows: slice) -> Tensor:
