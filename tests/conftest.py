@@ -73,8 +73,8 @@ def dead_pid() -> int:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A stage 1 checkpoint as best.pt holds it: resnet18 U-Net for 64 px, random weights (seed 0), written
-    once per session; read-only for the tests."""
+    """A weights-only stage 1 checkpoint (config, stage, generator; no training state): resnet18 U-Net for
+    64 px, random weights (seed 0), written once per session; read-only for the tests."""
     import torch
 
     from pix2color.checkpoint import save_checkpoint

@@ -363,7 +363,7 @@ def tiny_config(encoder: str = "resnet18"):
 
 
 def write_checkpoint(path: Path, encoder: str = "resnet18", config_encoder: str | None = None) -> Path:
-    """An untrained stage 1 checkpoint as best.pt holds it: ``encoder`` weights, ``config_encoder`` in its config."""
+    """An untrained weights-only stage 1 checkpoint: ``encoder`` weights, ``config_encoder`` in its config."""
     from pix2color.checkpoint import save_checkpoint
     from pix2color.config import config_to_dict
     from pix2color.models.generator import build_generator
