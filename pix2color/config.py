@@ -24,6 +24,7 @@ GanLoss = Literal["vanilla", "lsgan", "hinge"]
 Schedule = Literal["onecycle", "cosine"]
 ColorSpace = Literal["lab", "luv"]
 Device = Literal["auto", "cpu", "cuda"]
+Backend = Literal["torch", "onnxruntime"]  # what runs the generator in inference
 Metric = Literal["psnr", "ssim", "colorfulness", "delta_cf", "ciede2000", "l1"]
 
 

@@ -12,6 +12,7 @@ slowly, so the squeeze costs little; the detail comes from the full-resolution l
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -23,13 +24,13 @@ from torch import Tensor, nn
 
 from pix2color import color
 from pix2color.checkpoint import load_checkpoint, load_weights
-from pix2color.config import Config, check_size, config_from_dict
+from pix2color.config import Backend, Config, check_size, config_from_dict
 from pix2color.data import to_rgb
 from pix2color.errors import ConfigError
 from pix2color.models.generator import build_generator
 from pix2color.runtime import amp_dtype, autocast, resolve_device
 
-BACKENDS = ("torch", "onnxruntime")
+BACKENDS = typing.get_args(Backend)
 STRIP_PIXELS = 1 << 19  # full-resolution work runs in strips of about this many pixels
 RGB_PROFILE = b"RGB "  # ICC header bytes 16..19 name the profile's colour space
 
@@ -91,7 +92,7 @@ class Colorizer:
         render_size: int | None = None,
         saturation: float = 1.0,
         batch_size: int = 8,
-        backend: str = "torch",
+        backend: Backend = "torch",
     ) -> Colorizer:
         """Load a stage 1 or stage 2 checkpoint; ``render_size`` defaults to its training size.
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import glob
 import sys
+import typing
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pix2color.commands.common import run_cli
+from pix2color.config import Backend, Device
 from pix2color.errors import DataError, UserError
 from pix2color.files import atomic_write
 
@@ -72,10 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--saturation", type=float, default=1.0, metavar="S", help="scale the predicted colours (default: 1)"
     )
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--device", choices=typing.get_args(Device), default="auto")
     parser.add_argument(
         "--backend",
-        choices=("torch", "onnxruntime"),
+        choices=typing.get_args(Backend),
         default="torch",
         help="run the model with PyTorch, or with ONNX Runtime on the CPU (faster there; needs the export extra)",
     )
