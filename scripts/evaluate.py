@@ -17,6 +17,7 @@ import argparse
 import csv
 import json
 import sys
+import typing
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from torch.utils.data import DataLoader
 
 from pix2color import metrics
 from pix2color.commands.common import run_cli
+from pix2color.config import Device
 from pix2color.data import ImageDataset, list_images
 from pix2color.errors import DataError, UserError
 from pix2color.inference import Colorizer
@@ -68,7 +70,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         "--render-size", type=at_least(32), help="square the model runs at (default: its training size)"
     )
     parser.add_argument("--batch-size", type=at_least(1), default=16)
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--device", default="auto", choices=typing.get_args(Device))
     parser.add_argument("--workers", type=at_least(0), default=2, help="image decoding processes (0: in this one)")
 
 
