@@ -8,6 +8,7 @@ overrides (``train.batch_size=8``) and checks every key, type and value. Any pro
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import typing
 from dataclasses import dataclass, field
@@ -197,7 +198,7 @@ def set_value(cfg: Config, key: str, value: Any, source: str) -> None:
     section = getattr(cfg, section_name)
     hints = typing.get_type_hints(type(section))
     if name not in hints:
-        raise ConfigError(f"{source}: unknown key '{key}'; valid keys in '{section_name}': {sorted(hints)}.")
+        raise _unknown_key(source, key, list(hints), f"'{section_name}'")
     setattr(section, name, _coerce(value, hints[name], key, source))
 
 
@@ -310,12 +311,18 @@ def _split_override(item: str) -> tuple[str, Any]:
         return key.strip(), text
 
 
+def _unknown_key(source: str, key: str, valid: list[str], where: str) -> ConfigError:
+    """One line naming the unknown dotted ``key``, the closest valid name if one is close, and all of them."""
+    close = difflib.get_close_matches(key.rpartition(".")[2], valid, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return ConfigError(f"{source}: unknown key '{key}'; {hint}valid keys in {where}: {sorted(valid)}.")
+
+
 def _build(cls: type, raw: dict[str, Any], prefix: str, source: str) -> Any:
     hints = typing.get_type_hints(cls)
     unknown = sorted(set(raw) - set(hints))
     if unknown:
-        where = f"'{prefix[:-1]}'" if prefix else "the top level"
-        raise ConfigError(f"{source}: unknown key '{prefix}{unknown[0]}'; valid keys in {where}: {sorted(hints)}.")
+        raise _unknown_key(source, prefix + unknown[0], list(hints), f"'{prefix[:-1]}'" if prefix else "the top level")
     values = {}
     for name, value in raw.items():
         hint = hints[name]

@@ -108,10 +108,8 @@ def colorize_files(args: argparse.Namespace) -> int:
         )
         tally = _colorize_jobs(colorizer, todo, args)
     skipped = len(jobs) - len(todo)
-    print(
-        f"{tally['done']} colorized, {skipped} skipped (already in {out}; --overwrite redoes them), "
-        f"{tally['failed']} failed"
-    )
+    why = f" (already in {out}; --overwrite redoes them)" if skipped else ""
+    print(f"{tally['done']} colorized, {skipped} skipped{why}, {tally['failed']} failed")
     return 1 if tally["failed"] else 0
 
 

@@ -82,10 +82,10 @@ def test_skips_existing_outputs_unless_overwrite(tmp_path, make_image, tiny_chec
     assert run(capsys, *argv)[0] == 0
     written = {path: path.stat().st_mtime_ns for path in out.iterdir()}
     code, stdout, _ = run(capsys, *argv)
-    assert code == 0 and "0 colorized, 2 skipped" in stdout
+    assert code == 0 and f"0 colorized, 2 skipped (already in {out}; --overwrite redoes them)" in stdout
     assert {path: path.stat().st_mtime_ns for path in out.iterdir()} == written
     code, stdout, _ = run(capsys, *argv, "--overwrite")
-    assert code == 0 and "2 colorized, 0 skipped" in stdout
+    assert code == 0 and "2 colorized, 0 skipped, 0 failed" in stdout  # no "already in" when none was skipped
     assert sorted(sizes(out)) == ["a.png", "b.png"]
     assert not list(out.glob(".*"))  # no temp files left behind
 
