@@ -77,7 +77,8 @@ def test_two_stage_run_writes_checkpoints_grids_config_and_tensorboard(photos, t
     grid = Image.open(run / "grids" / "gan_epoch_1.png")
     assert grid.width > 3 * 64 and grid.height > 3 * 64
     weights_only = run / "weights_only.pt"
-    torch.save({key: value for key, value in last_gan.items() if key not in RESUME_KEYS}, weights_only)
+    last_pretrain = load_checkpoint(run / "checkpoints" / "pretrain" / "last.pt")  # stage 2 still to run
+    torch.save({key: value for key, value in last_pretrain.items() if key not in RESUME_KEYS}, weights_only)
     capsys.readouterr()
     assert train_main(["--resume", str(weights_only), "--out", str(tmp_path / "resumed")]) == 2
     assert f"--resume {weights_only} holds generator weights only" in capsys.readouterr().err
@@ -107,6 +108,13 @@ def test_tensorboard_events_hold_losses_val_metrics_and_grids(straight_run):
     assert {"pretrain/grid", "gan/grid"} <= set(events.Tags()["images"])
     psnr = [event.value for event in events.Scalars("gan/val_psnr")]
     assert all(0 < value < 100 for value in psnr)
+
+
+def test_resuming_a_finished_run_says_so_and_writes_nothing(straight_run, capsys):
+    before = {path: path.stat().st_mtime_ns for path in straight_run.rglob("*")}
+    assert train_main(["--resume", str(straight_run)]) == 0
+    assert "is the end of a finished run (gan epoch 1 of 1); nothing to resume" in capsys.readouterr().out
+    assert {path: path.stat().st_mtime_ns for path in straight_run.rglob("*")} == before
 
 
 def _interrupt_at(monkeypatch, stage: str, step: int) -> None:

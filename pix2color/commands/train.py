@@ -52,6 +52,12 @@ def train(args: argparse.Namespace) -> int:
             f"--resume {resume['path']} is a {resume['stage']} checkpoint but --stage {args.stage} does not run "
             "that stage; drop --stage to continue where the run stopped."
         )
+    if resume and _finished(resume, cfg, stages):
+        print(
+            f"{resume['path']} is the end of a finished run ({resume['stage']} epoch {resume['epoch']} of "
+            f"{resume['epoch']}); nothing to resume, nothing written."
+        )
+        return 0
 
     from pix2color.runtime import seed_everything, setup_runtime, teardown_runtime
     from pix2color.trainer import Interrupted, Trainer
@@ -113,6 +119,12 @@ def _resolve_config(args: argparse.Namespace, resume: dict | None) -> Config:
     if not cfg.data.train:
         raise ConfigError(f"{source}: data.train is empty; pass --data DIR or set data.train in the config.")
     return cfg
+
+
+def _finished(resume: dict, cfg: Config, stages: list[str]) -> bool:
+    """Whether ``resume`` was saved after the last epoch of the run's last stage."""
+    epochs = (cfg.stage1 if resume["stage"] == "pretrain" else cfg.stage2).epochs
+    return resume["stage"] == stages[-1] and resume["epoch"] >= epochs
 
 
 def _run_dir(args: argparse.Namespace, resume: dict | None) -> Path:
