@@ -1,14 +1,18 @@
-"""What every CLI shares: the config flags and turning a user error into one line and exit code 2."""
+"""What every CLI shares: the config flags, a user error as one line and exit code 2, warnings as one line."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 from pix2color.errors import UserError
 
 EXIT_USER_ERROR = 2
+PACKAGE = Path(__file__).resolve().parents[1]
+PYTHON_FORMATWARNING = warnings.formatwarning
 
 
 def add_config_args(parser: argparse.ArgumentParser, default_config: str | None = None) -> None:
@@ -26,9 +30,22 @@ def add_config_args(parser: argparse.ArgumentParser, default_config: str | None 
 
 
 def run_cli(main: Callable[[], int]) -> int:
-    """Run ``main``; a :class:`UserError` prints ``error: <message>`` to stderr and returns 2."""
+    """Run ``main``; a :class:`UserError` prints ``error: <message>`` to stderr and returns 2.
+
+    Meanwhile pix2color's own warnings (a skipped image) print as ``warning: <message>``.
+    """
+    previous, warnings.formatwarning = warnings.formatwarning, one_line_warning
     try:
         return main()
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    finally:
+        warnings.formatwarning = previous
+
+
+def one_line_warning(message, category: type[Warning], filename: str, lineno: int, line: str | None = None) -> str:
+    """``warning: <message>`` for a warning raised in pix2color; Python's usual text for other libraries'."""
+    if Path(filename).resolve().is_relative_to(PACKAGE):
+        return f"warning: {message}\n"
+    return PYTHON_FORMATWARNING(message, category, filename, lineno, line)

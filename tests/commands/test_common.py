@@ -87,3 +87,18 @@ def test_parsed_overrides_load_into_the_config():
     args = make_parser().parse_args(["--set", "train.batch_size=4", "stage1.lr=1e-4"])
     cfg = load_config(None, args.overrides)
     assert (cfg.train.batch_size, cfg.stage1.lr) == (4, 1e-4)
+
+
+def test_warnings_from_pix2color_are_one_line_and_others_keep_pythons_format():
+    import warnings
+
+    import pix2color.data
+    from pix2color.commands.common import one_line_warning
+
+    ours = one_line_warning("skipping an unreadable image: a.jpg", UserWarning, pix2color.data.__file__, 320)
+    assert ours == "warning: skipping an unreadable image: a.jpg\n"
+    theirs = one_line_warning("deprecated", FutureWarning, "/site-packages/torch/jit/_script.py", 7)
+    assert theirs.startswith("/site-packages/torch/jit/_script.py:7: FutureWarning: deprecated")
+    before = warnings.formatwarning
+    assert run_cli(lambda: int(warnings.formatwarning is not one_line_warning)) == 0  # installed while main runs
+    assert warnings.formatwarning is before  # and put back after

@@ -255,8 +255,11 @@ def test_a_folder_of_mostly_bad_files_stops_before_training(background_runs):
     code, _, err = process.finish()
     assert code == 2, err
     assert "Traceback" not in err
-    errors = [line for line in message_lines(err) if line.startswith("error: ")]
+    lines = message_lines(err)
+    errors = [line for line in lines if line.startswith("error: ")]
     assert len(errors) == 1 and "4 of 6 images in data.train" in errors[0], err
+    skipped = [line for line in lines if line.startswith("warning: skipping an unreadable image: ")]
+    assert len(skipped) == 4 and len(lines) == 5, err  # one line each, no Python file:line: UserWarning
     for path in folder.iterdir():
         if not path.name.startswith("photo_"):
             assert str(path) in err, path
