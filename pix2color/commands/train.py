@@ -122,9 +122,9 @@ def _resolve_config(args: argparse.Namespace, resume: dict | None) -> Config:
 
 
 def _finished(resume: dict, cfg: Config, stages: list[str]) -> bool:
-    """Whether ``resume`` was saved after the last epoch of the run's last stage."""
+    """Whether ``resume`` was saved after the last epoch of the run's last stage (False for weights only)."""
     epochs = (cfg.stage1 if resume["stage"] == "pretrain" else cfg.stage2).epochs
-    return resume["stage"] == stages[-1] and resume["epoch"] >= epochs
+    return resume["stage"] == stages[-1] and resume.get("epoch", 0) >= epochs
 
 
 def _run_dir(args: argparse.Namespace, resume: dict | None) -> Path:
