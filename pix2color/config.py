@@ -23,6 +23,7 @@ Encoder = Literal["resnet18", "resnet34", "resnet50", "resnet101", "vgg16_bn"]
 Norm = Literal["batch", "instance", "spectral", "none"]
 GanLoss = Literal["vanilla", "lsgan", "hinge"]
 Schedule = Literal["onecycle", "cosine"]
+Stage2Schedule = Literal["linear", "cosine", "constant"]  # constant until decay_start, then the named decay
 ColorSpace = Literal["lab", "luv"]
 Device = Literal["auto", "cpu", "cuda"]
 Backend = Literal["torch", "onnxruntime"]  # what runs the generator in inference
@@ -97,6 +98,7 @@ class TrainConfig:
     best_metric: Metric = "psnr"  # picks best.pt; higher is better except l1, delta_cf, ciede2000
     sync_batchnorm: bool = False  # SyncBatchNorm under DDP
     max_steps_per_epoch: int = 0  # 0: the whole data set every epoch
+    minutes: float = 0.0  # time budget of the whole run (0: the epochs alone decide); epochs still cap it
 
 
 @dataclass
@@ -107,7 +109,8 @@ class Stage1Config:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     schedule: Schedule = "onecycle"
-    warmup_fraction: float = 0.1  # share of steps spent warming up
+    warmup_fraction: float = 0.1  # share of the stage spent warming up
+    share: float = 0.5  # share of train.minutes stage 1 gets when both stages run
 
 
 @dataclass
@@ -121,9 +124,15 @@ class Stage2Config:
     beta1: float = 0.5
     beta2: float = 0.999
     gan_loss: GanLoss = "vanilla"
+    # G's loss: gan_weight * GAN + lambda_l1 * L1 + perceptual_weight * perceptual
+    gan_weight: float = 1.0
+    gan_ramp_steps: int = 0  # G steps over which the GAN weight rises linearly from 0 (0: constant)
     lambda_l1: float = 100.0
     perceptual_weight: float = 0.0  # VGG16 feature loss, 0 turns it off
-    d_warmup_steps: int = 0  # steps that train D alone before G sees the GAN loss
+    g_schedule: Stage2Schedule = "linear"  # G's learning rate: constant, then this decay to 0 (pix2pix: linear)
+    d_schedule: Stage2Schedule = "linear"  # D's learning rate, likewise
+    decay_start: float = 0.5  # share of the stage after which the learning rates decay
+    d_warmup_steps: int = 0  # steps that train D alone before G sees the GAN loss; G's schedule starts after
 
 
 @dataclass
@@ -238,6 +247,9 @@ def validate(cfg: Config, source: str, overridden: typing.Collection[str] = ()) 
         "stage2.lambda_l1": cfg.stage2.lambda_l1,
         "stage2.perceptual_weight": cfg.stage2.perceptual_weight,
         "stage2.d_warmup_steps": cfg.stage2.d_warmup_steps,
+        "stage2.gan_weight": cfg.stage2.gan_weight,
+        "stage2.gan_ramp_steps": cfg.stage2.gan_ramp_steps,
+        "train.minutes": cfg.train.minutes,
         "model.encoder_frozen_epochs": cfg.model.encoder_frozen_epochs,
         "data.workers": cfg.data.workers,
         "data.max_val_images": cfg.data.max_val_images,
@@ -251,6 +263,7 @@ def validate(cfg: Config, source: str, overridden: typing.Collection[str] = ()) 
         "stage1.warmup_fraction": cfg.stage1.warmup_fraction,
         "stage2.beta1": cfg.stage2.beta1,
         "stage2.beta2": cfg.stage2.beta2,
+        "stage2.decay_start": cfg.stage2.decay_start,
     }
     for key, value in positive.items():
         if value <= 0:
@@ -261,6 +274,8 @@ def validate(cfg: Config, source: str, overridden: typing.Collection[str] = ()) 
     for key, value in fractions.items():
         if not 0 <= value < 1:
             fail(key, f"{key}={value} must be in [0, 1).")
+    if not 0 < cfg.stage1.share < 1:
+        fail("stage1.share", f"stage1.share={cfg.stage1.share} must be between 0 and 1 (stage 2 gets the rest).")
     if not 0 <= cfg.train.ema_decay < 1:
         fail("train.ema_decay", f"train.ema_decay={cfg.train.ema_decay} must be in [0, 1); 0 turns EMA off.")
 
