@@ -228,3 +228,29 @@ def test_compiled_training_follows_eager_and_saves_plain_weights(photos, tmp_pat
     for name in moved:
         update = (eager[name] - untrained[name]).float().norm()
         assert (compiled[name] - eager[name]).float().norm() < 0.25 * update, name
+
+
+def test_time_budgeted_run_interrupted_and_resumed_spends_its_budget_once(photos, tmp_path, monkeypatch, capsys):
+    """train.minutes=0.2 gives each stage 6 s; epochs only cap it. Fewer steps than log_every_steps still log."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    budget = ["train.minutes=0.2", "stage1.epochs=100", "stage2.epochs=100", "train.log_every_steps=100000"]
+    cut = tmp_path / "cut"
+    with monkeypatch.context() as patch:
+        _interrupt_at(patch, "pretrain", 2)
+        assert train(photos, cut, *budget) == 0
+    interrupted = load_checkpoint(cut / "checkpoints" / "pretrain" / "last.pt")
+    assert interrupted["step"] == 2 and interrupted["spent_seconds"] > 0 and not interrupted["finished"]
+    capsys.readouterr()
+
+    assert train_main(["--resume", str(cut)]) == 0
+    assert "pretrain epoch" in capsys.readouterr().out
+    pretrain, gan = (load_checkpoint(cut / "checkpoints" / stage / "last.pt") for stage in ("pretrain", "gan"))
+    for final in (pretrain, gan):
+        assert final["finished"] and final["epoch"] < 100
+        assert final["spent_seconds"] >= 6.0  # the time before the interruption counts: the budget is spent once
+    assert pretrain["spent_seconds"] > interrupted["spent_seconds"] and pretrain["step"] > 2
+    scalars = set(EventAccumulator(str(cut / "tb")).Reload().Tags()["scalars"])
+    assert {"pretrain/loss_l1", "pretrain/lr_g_decoder", "gan/loss_d", "gan/lr_d"} <= scalars
+    assert train_main(["--resume", str(cut)]) == 0
+    assert "its time budget spent); nothing to resume" in capsys.readouterr().out
