@@ -210,8 +210,7 @@ def config_from_dict(raw: dict[str, Any], source: str) -> Config:
 def check_names(cfg: Config, source: str, overridden: typing.Collection[str] = ()) -> None:
     """Raise ConfigError naming the key and the valid names when a named choice is not one of :func:`named_choices`."""
     for key, names in named_choices().items():
-        section, _, name = key.partition(".")
-        value = getattr(getattr(cfg, section), name)
+        value = _get(cfg, key)
         if value not in names:
             where = "--set" if key in overridden else source
             raise ConfigError(f"{where}: {key}={value!r} is not valid; valid values: {', '.join(names)}.")
@@ -259,44 +258,8 @@ def validate(cfg: Config, source: str, overridden: typing.Collection[str] = ()) 
         check_size(cfg.data.size, f"data.size={cfg.data.size}")
     except ConfigError as exc:
         fail("data.size", str(exc))
-    positive = {
-        "stage1.lr": cfg.stage1.lr,
-        "stage2.lr": cfg.stage2.lr,
-        "stage2.d_lr_ratio": cfg.stage2.d_lr_ratio,
-        "train.batch_size": cfg.train.batch_size,
-        "model.encoder_lr_mult": cfg.model.encoder_lr_mult,
-        "disc.ndf": cfg.disc.ndf,
-        "disc.n_layers": cfg.disc.n_layers,
-        "data.max_image_pixels": cfg.data.max_image_pixels,
-        "train.save_every_steps": cfg.train.save_every_steps,
-        "train.log_every_steps": cfg.train.log_every_steps,
-        "train.val_every_epochs": cfg.train.val_every_epochs,
-    }
-    non_negative = {
-        "stage1.epochs": cfg.stage1.epochs,
-        "stage2.epochs": cfg.stage2.epochs,
-        "stage1.weight_decay": cfg.stage1.weight_decay,
-        "stage2.lambda_l1": cfg.stage2.lambda_l1,
-        "stage2.perceptual_weight": cfg.stage2.perceptual_weight,
-        "stage2.d_warmup_steps": cfg.stage2.d_warmup_steps,
-        "stage2.gan_weight": cfg.stage2.gan_weight,
-        "stage2.gan_ramp_steps": cfg.stage2.gan_ramp_steps,
-        "train.minutes": cfg.train.minutes,
-        "model.encoder_frozen_epochs": cfg.model.encoder_frozen_epochs,
-        "data.workers": cfg.data.workers,
-        "data.max_val_images": cfg.data.max_val_images,
-        "data.grid_images": cfg.data.grid_images,
-        "train.grad_clip": cfg.train.grad_clip,
-        "train.max_steps_per_epoch": cfg.train.max_steps_per_epoch,
-    }
-    fractions = {
-        "data.val_fraction": cfg.data.val_fraction,
-        "data.max_bad_fraction": cfg.data.max_bad_fraction,
-        "stage1.warmup_fraction": cfg.stage1.warmup_fraction,
-        "stage2.beta1": cfg.stage2.beta1,
-        "stage2.beta2": cfg.stage2.beta2,
-        "stage2.decay_start": cfg.stage2.decay_start,
-    }
+    ranges = {name: {key: _get(cfg, key) for key in keys} for name, keys in RANGED_KEYS.items()}
+    positive, non_negative, fractions = ranges["positive"], ranges["non_negative"], ranges["fractions"]
     for key, value in positive.items():
         if value <= 0:
             fail(key, f"{key}={value} must be greater than 0.")
@@ -310,6 +273,54 @@ def validate(cfg: Config, source: str, overridden: typing.Collection[str] = ()) 
         fail("stage1.share", f"stage1.share={cfg.stage1.share} must be between 0 and 1 (stage 2 gets the rest).")
     if not 0 <= cfg.train.ema_decay < 1:
         fail("train.ema_decay", f"train.ema_decay={cfg.train.ema_decay} must be in [0, 1); 0 turns EMA off.")
+
+
+# Dotted keys by the range their values must lie in: positive, non-negative, or a fraction in [0, 1).
+RANGED_KEYS: dict[str, tuple[str, ...]] = {
+    "positive": (
+        "stage1.lr",
+        "stage2.lr",
+        "stage2.d_lr_ratio",
+        "train.batch_size",
+        "model.encoder_lr_mult",
+        "disc.ndf",
+        "disc.n_layers",
+        "data.max_image_pixels",
+        "train.save_every_steps",
+        "train.log_every_steps",
+        "train.val_every_epochs",
+    ),
+    "non_negative": (
+        "stage1.epochs",
+        "stage2.epochs",
+        "stage1.weight_decay",
+        "stage2.lambda_l1",
+        "stage2.perceptual_weight",
+        "stage2.d_warmup_steps",
+        "stage2.gan_weight",
+        "stage2.gan_ramp_steps",
+        "train.minutes",
+        "model.encoder_frozen_epochs",
+        "data.workers",
+        "data.max_val_images",
+        "data.grid_images",
+        "train.grad_clip",
+        "train.max_steps_per_epoch",
+    ),
+    "fractions": (
+        "data.val_fraction",
+        "data.max_bad_fraction",
+        "stage1.warmup_fraction",
+        "stage2.beta1",
+        "stage2.beta2",
+        "stage2.decay_start",
+    ),
+}
+
+
+def _get(cfg: Config, key: str) -> Any:
+    section, _, name = key.partition(".")
+    return getattr(getattr(cfg, section), name)
 
 
 def check_size(size: int, what: str) -> None:
