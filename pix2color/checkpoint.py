@@ -1,8 +1,9 @@
 """Checkpoints: written atomically, loaded as data only (``weights_only=True``), checked on load.
 
-A checkpoint is a dict with at least ``config`` (the resolved config as nested dicts), ``stage``
-("pretrain" or "gan") and ``generator`` (a state dict). The trainer adds what it needs to resume:
-discriminator, optimizers, schedulers, scaler, EMA, epoch, step, RNG states.
+A checkpoint is a dict with at least ``format_version``, ``config`` (the resolved config as nested dicts),
+``stage`` ("pretrain" or "gan") and ``generator`` (a state dict). ``best.pt`` adds only ``metrics`` (the
+validation that made it best; its generator holds the EMA weights when EMA is on); ``last.pt`` adds all a
+resume needs: EMA, discriminator, optimizers, grad scalers, position, time spent, RNG states.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from pix2color.errors import CheckpointError
+from pix2color.errors import CheckpointError, ConfigError
 from pix2color.files import atomic_write, remove_orphaned_temps
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: lean best.pt, schedules by progress (no scheduler state), time spent in last.pt
 REQUIRED_KEYS = ("format_version", "config", "stage", "generator")
-RESUME_KEYS = ("optimizers", "schedulers", "scalers", "rng")  # what the trainer adds, beyond the weights
+RESUME_KEYS = ("optimizers", "scalers", "rng")  # what last.pt adds for a resume, beyond the weights
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
@@ -66,7 +67,30 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     missing = [key for key in REQUIRED_KEYS if not isinstance(state, dict) or key not in state]
     if missing:
         raise CheckpointError(f"{path} is not a pix2color checkpoint (missing {', '.join(missing)}).")
+    check_format_version(state["format_version"], path)
     return state
+
+
+def check_resume_state(state: dict[str, Any], where: str | Path, keys: tuple[str, ...] = RESUME_KEYS) -> None:
+    """Raise a one-line ConfigError unless ``state`` holds ``keys`` (what a resume needs), as last.pt does."""
+    if not set(keys) <= set(state):
+        raise ConfigError(
+            f"--resume {where} holds generator weights only (a best.pt keeps just those), not the training state "
+            f"a resume needs; pass the run folder or its checkpoints/{state.get('stage', '<stage>')}/last.pt."
+        )
+
+
+def check_format_version(version: Any, path: Path) -> None:
+    """Raise a one-line CheckpointError unless ``version`` is the format this pix2color reads."""
+    if version == FORMAT_VERSION:
+        return
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        advice = "a newer pix2color wrote it; upgrade pix2color to load it"
+    else:
+        advice = "an older pix2color wrote it; load it with that version, or train a new checkpoint"
+    raise CheckpointError(
+        f"checkpoint {path} has format version {version!r}, this pix2color reads version {FORMAT_VERSION}; {advice}."
+    )
 
 
 def _not_a_checkpoint(path: Path, exc: Exception) -> CheckpointError:

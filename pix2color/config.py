@@ -19,14 +19,32 @@ import yaml
 
 from pix2color.errors import ConfigError
 
-Encoder = Literal["resnet18", "resnet34", "resnet50", "resnet101", "vgg16_bn"]
-Norm = Literal["batch", "instance", "spectral", "none"]
-GanLoss = Literal["vanilla", "lsgan", "hinge"]
-Schedule = Literal["onecycle", "cosine"]
 ColorSpace = Literal["lab", "luv"]
 Device = Literal["auto", "cpu", "cuda"]
 Backend = Literal["torch", "onnxruntime"]  # what runs the generator in inference
-Metric = Literal["psnr", "ssim", "colorfulness", "delta_cf", "ciede2000", "l1"]
+
+
+def named_choices() -> dict[str, typing.Collection[str]]:
+    """The valid names of each named choice, read from the builder dicts that map them to code.
+
+    Imported here, not at the top: they pull in torch and torchvision, and the config's names are
+    written once, beside the code they name.
+    """
+    from pix2color.losses import GAN_LOSSES
+    from pix2color.metrics import HIGHER_IS_BETTER
+    from pix2color.models.discriminator import NORMS
+    from pix2color.models.generator import ENCODERS
+    from pix2color.training.schedules import STAGE1_SCHEDULES, STAGE2_SCHEDULES
+
+    return {
+        "model.encoder": ENCODERS,
+        "disc.norm": NORMS,
+        "stage2.gan_loss": GAN_LOSSES,
+        "train.best_metric": HIGHER_IS_BETTER,
+        "stage1.schedule": STAGE1_SCHEDULES,
+        "stage2.g_schedule": STAGE2_SCHEDULES,
+        "stage2.d_schedule": STAGE2_SCHEDULES,
+    }
 
 
 @dataclass
@@ -55,7 +73,7 @@ class ColorConfig:
 class ModelConfig:
     """The U-Net generator on a pretrained encoder."""
 
-    encoder: Encoder = "resnet18"
+    encoder: str = "resnet18"  # a key of models.generator.ENCODERS
     pretrained: str = "imagenet"  # imagenet | none | PATH to a torchvision state dict
     self_attention: bool = False
     blur: bool = False
@@ -74,7 +92,7 @@ class DiscriminatorConfig:
 
     n_layers: int = 3  # 3 gives the 70x70 receptive field
     ndf: int = 64
-    norm: Norm = "batch"
+    norm: str = "batch"  # a key of models.discriminator.NORMS
 
 
 @dataclass
@@ -94,9 +112,12 @@ class TrainConfig:
     save_every_steps: int = 200  # last.pt every N steps, and at every epoch end
     log_every_steps: int = 10
     val_every_epochs: int = 1
-    best_metric: Metric = "psnr"  # picks best.pt; higher is better except l1, delta_cf, ciede2000
+    best_metric: str = (
+        "psnr"  # a key of metrics.HIGHER_IS_BETTER; picks best.pt; higher is better except l1, delta_cf, ciede2000
+    )
     sync_batchnorm: bool = False  # SyncBatchNorm under DDP
     max_steps_per_epoch: int = 0  # 0: the whole data set every epoch
+    minutes: float = 0.0  # time budget of the whole run (0: the epochs alone decide); epochs still cap it
 
 
 @dataclass
@@ -106,8 +127,9 @@ class Stage1Config:
     epochs: int = 20
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    schedule: Schedule = "onecycle"
-    warmup_fraction: float = 0.1  # share of steps spent warming up
+    schedule: str = "onecycle"  # a key of training.schedules.STAGE1_SCHEDULES
+    warmup_fraction: float = 0.1  # share of the stage spent warming up
+    share: float = 0.5  # share of train.minutes stage 1 gets when both stages run
 
 
 @dataclass
@@ -120,10 +142,16 @@ class Stage2Config:
     d_lr_ratio: float = 1.0  # discriminator lr = lr * d_lr_ratio
     beta1: float = 0.5
     beta2: float = 0.999
-    gan_loss: GanLoss = "vanilla"
+    gan_loss: str = "vanilla"  # a key of losses.GAN_LOSSES
+    # G's loss: gan_weight * GAN + lambda_l1 * L1 + perceptual_weight * perceptual
+    gan_weight: float = 1.0
+    gan_ramp_steps: int = 0  # G steps over which the GAN weight rises linearly from 0 (0: constant)
     lambda_l1: float = 100.0
     perceptual_weight: float = 0.0  # VGG16 feature loss, 0 turns it off
-    d_warmup_steps: int = 0  # steps that train D alone before G sees the GAN loss
+    g_schedule: str = "linear"  # G's learning rate: constant, then this decay to 0 (training.schedules)
+    d_schedule: str = "linear"  # D's learning rate, likewise
+    decay_start: float = 0.5  # share of the stage after which the learning rates decay
+    d_warmup_steps: int = 0  # steps that train D alone before G sees the GAN loss; G's schedule starts after
 
 
 @dataclass
@@ -171,10 +199,21 @@ def apply_overrides(cfg: Config, overrides: typing.Iterable[str]) -> set[str]:
 
 
 def config_from_dict(raw: dict[str, Any], source: str) -> Config:
-    """Build a :class:`Config` from nested dicts (YAML or a checkpoint), checking keys and types."""
+    """Build a :class:`Config` from nested dicts (YAML or a checkpoint), checking keys, types and names."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(raw).__name__}.")
-    return _build(Config, raw, "", source)
+    cfg = _build(Config, raw, "", source)
+    check_names(cfg, source)
+    return cfg
+
+
+def check_names(cfg: Config, source: str, overridden: typing.Collection[str] = ()) -> None:
+    """Raise ConfigError naming the key and the valid names when a named choice is not one of :func:`named_choices`."""
+    for key, names in named_choices().items():
+        value = _get(cfg, key)
+        if value not in names:
+            where = "--set" if key in overridden else source
+            raise ConfigError(f"{where}: {key}={value!r} is not valid; valid values: {', '.join(names)}.")
 
 
 def config_to_dict(cfg: Config) -> dict[str, Any]:
@@ -214,44 +253,13 @@ def validate(cfg: Config, source: str, overridden: typing.Collection[str] = ()) 
     def fail(key: str, text: str) -> typing.NoReturn:
         raise ConfigError(f"{'--set' if key in overridden else source}: {text}")
 
+    check_names(cfg, source, overridden)
     try:
         check_size(cfg.data.size, f"data.size={cfg.data.size}")
     except ConfigError as exc:
         fail("data.size", str(exc))
-    positive = {
-        "stage1.lr": cfg.stage1.lr,
-        "stage2.lr": cfg.stage2.lr,
-        "stage2.d_lr_ratio": cfg.stage2.d_lr_ratio,
-        "train.batch_size": cfg.train.batch_size,
-        "model.encoder_lr_mult": cfg.model.encoder_lr_mult,
-        "disc.ndf": cfg.disc.ndf,
-        "disc.n_layers": cfg.disc.n_layers,
-        "data.max_image_pixels": cfg.data.max_image_pixels,
-        "train.save_every_steps": cfg.train.save_every_steps,
-        "train.log_every_steps": cfg.train.log_every_steps,
-        "train.val_every_epochs": cfg.train.val_every_epochs,
-    }
-    non_negative = {
-        "stage1.epochs": cfg.stage1.epochs,
-        "stage2.epochs": cfg.stage2.epochs,
-        "stage1.weight_decay": cfg.stage1.weight_decay,
-        "stage2.lambda_l1": cfg.stage2.lambda_l1,
-        "stage2.perceptual_weight": cfg.stage2.perceptual_weight,
-        "stage2.d_warmup_steps": cfg.stage2.d_warmup_steps,
-        "model.encoder_frozen_epochs": cfg.model.encoder_frozen_epochs,
-        "data.workers": cfg.data.workers,
-        "data.max_val_images": cfg.data.max_val_images,
-        "data.grid_images": cfg.data.grid_images,
-        "train.grad_clip": cfg.train.grad_clip,
-        "train.max_steps_per_epoch": cfg.train.max_steps_per_epoch,
-    }
-    fractions = {
-        "data.val_fraction": cfg.data.val_fraction,
-        "data.max_bad_fraction": cfg.data.max_bad_fraction,
-        "stage1.warmup_fraction": cfg.stage1.warmup_fraction,
-        "stage2.beta1": cfg.stage2.beta1,
-        "stage2.beta2": cfg.stage2.beta2,
-    }
+    ranges = {name: {key: _get(cfg, key) for key in keys} for name, keys in RANGED_KEYS.items()}
+    positive, non_negative, fractions = ranges["positive"], ranges["non_negative"], ranges["fractions"]
     for key, value in positive.items():
         if value <= 0:
             fail(key, f"{key}={value} must be greater than 0.")
@@ -261,8 +269,58 @@ def validate(cfg: Config, source: str, overridden: typing.Collection[str] = ()) 
     for key, value in fractions.items():
         if not 0 <= value < 1:
             fail(key, f"{key}={value} must be in [0, 1).")
+    if not 0 < cfg.stage1.share < 1:
+        fail("stage1.share", f"stage1.share={cfg.stage1.share} must be between 0 and 1 (stage 2 gets the rest).")
     if not 0 <= cfg.train.ema_decay < 1:
         fail("train.ema_decay", f"train.ema_decay={cfg.train.ema_decay} must be in [0, 1); 0 turns EMA off.")
+
+
+# Dotted keys by the range their values must lie in: positive, non-negative, or a fraction in [0, 1).
+RANGED_KEYS: dict[str, tuple[str, ...]] = {
+    "positive": (
+        "stage1.lr",
+        "stage2.lr",
+        "stage2.d_lr_ratio",
+        "train.batch_size",
+        "model.encoder_lr_mult",
+        "disc.ndf",
+        "disc.n_layers",
+        "data.max_image_pixels",
+        "train.save_every_steps",
+        "train.log_every_steps",
+        "train.val_every_epochs",
+    ),
+    "non_negative": (
+        "stage1.epochs",
+        "stage2.epochs",
+        "stage1.weight_decay",
+        "stage2.lambda_l1",
+        "stage2.perceptual_weight",
+        "stage2.d_warmup_steps",
+        "stage2.gan_weight",
+        "stage2.gan_ramp_steps",
+        "train.minutes",
+        "model.encoder_frozen_epochs",
+        "data.workers",
+        "data.max_val_images",
+        "data.grid_images",
+        "train.grad_clip",
+        "train.max_steps_per_epoch",
+    ),
+    "fractions": (
+        "data.val_fraction",
+        "data.max_bad_fraction",
+        "stage1.warmup_fraction",
+        "stage2.beta1",
+        "stage2.beta2",
+        "stage2.decay_start",
+    ),
+}
+
+
+def _get(cfg: Config, key: str) -> Any:
+    section, _, name = key.partition(".")
+    return getattr(getattr(cfg, section), name)
 
 
 def check_size(size: int, what: str) -> None:

@@ -1,8 +1,8 @@
 """Throughput benchmarks: loader, training, inference, memory and FLOPs, plain fp32 against the fast path.
 
 Each compute measurement runs in a fresh subprocess (so its peak RSS, or max allocated CUDA memory, is its own)
-through the library's own code: the real ``Trainer.step_pretrain`` / ``step_gan`` (a Trainer built on a tiny
-synthetic folder, fed random uint8 batches) and ``Colorizer.predict_rgb`` / ``colorize``. Columns:
+through the library's own code: the real ``step`` of the training stages (``PretrainStage`` and ``Pix2PixStage``
+as the training loop builds them, fed random uint8 batches) and ``Colorizer.predict_rgb`` / ``colorize``. Columns:
 
 - plain: fp32, NCHW, the default architecture (ResNet18 U-Net with its full-resolution cross block);
 - fast: channels_last and autocast (``--precision``; auto is the library's choice: fp16 on CUDA, bf16 on a CPU
@@ -225,31 +225,17 @@ def path_config(path: dict, size: int, batch: int, device: str, data: Path):
         f"data.train={data}",
         "data.workers=0",
         "model.pretrained=none",  # the timing does not depend on the weights
-        "stage1.epochs=100000",  # schedulers sized well past the steps taken
-        "stage2.epochs=100000",
     ]
     return load_config(path["config"], overrides)
 
 
-def synthetic_folder(folder: Path, count: int = 4) -> Path:
-    """A folder of ``count`` tiny PNGs, enough for the Trainer to list and split; returns it."""
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        Image.new("RGB", (32, 32), (60 * i, 120, 200 - 40 * i)).save(folder / f"{i}.png")
-    return folder
-
-
-def build_trainer(cfg, stage: str, run_dir: Path):
-    """A real :class:`Trainer` with the models, optimizers and schedulers of ``stage``, at step 0."""
+def build_stage(cfg, stage: str):
+    """The training stage ``stage`` ("pretrain" or "gan") with its models and optimizers, as the loop builds it."""
     from pix2color.runtime import Runtime
-    from pix2color.trainer import Trainer
+    from pix2color.training.context import StageContext
+    from pix2color.training.stages import STAGES
 
-    trainer = Trainer(cfg, run_dir, Runtime(torch.device(cfg.train.device)))
-    trainer.stage, trainer.step = stage, 0
-    trainer.build_stage(stage, from_checkpoint=stage == "gan")
-    return trainer
+    return STAGES[stage](StageContext(cfg, Runtime(torch.device(cfg.train.device))), resuming=False)
 
 
 def random_batch(batch: int, size: int, device: str) -> torch.Tensor:
@@ -259,14 +245,14 @@ def random_batch(batch: int, size: int, device: str) -> torch.Tensor:
 
 
 def train_throughput(path: dict, stage: str, size: int, batch: int, steps: int, device: str) -> dict[str, float]:
-    """Images/s of ``Trainer.step_pretrain`` (stage "pretrain") or ``Trainer.step_gan`` (stage "gan")."""
-    with tempfile.TemporaryDirectory() as folder:
-        cfg = path_config(path, size, batch, device, synthetic_folder(Path(folder) / "data"))
-        trainer = build_trainer(cfg, stage, Path(folder) / "run")
-        step = trainer.step_pretrain if stage == "pretrain" else trainer.step_gan
-        rgb = random_batch(batch, size, device)
-        seconds = mean_seconds(lambda: step(rgb), device, steps, cfg.train.compile)
-        trainer.log.close()
+    """Images/s of one training step of ``stage``: "pretrain" (L1) or "gan" (a D and a G update)."""
+    from pix2color.training.stages import Progress
+
+    cfg = path_config(path, size, batch, device, ROOT)  # data.train is not read
+    trained = build_stage(cfg, stage)
+    trained.start_epoch(0)
+    rgb = random_batch(batch, size, device)
+    seconds = mean_seconds(lambda: trained.step(rgb, Progress(0, 0.0)), device, steps, cfg.train.compile)
     return {"images_per_s": batch / seconds, "step_s": seconds}
 
 

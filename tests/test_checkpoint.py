@@ -266,3 +266,14 @@ def test_load_weights_mismatch_names_the_part_and_the_keys(tmp_path, state_dict,
 
 def test_module_keeps_its_public_names():
     assert {"save_checkpoint", "load_checkpoint", "load_weights", "REQUIRED_KEYS"} <= set(vars(checkpoint))
+
+
+@pytest.mark.parametrize("version,advice", [(FORMAT_VERSION + 1, "upgrade pix2color"), (1, "an older pix2color")])
+def test_a_checkpoint_of_another_format_version_is_one_line_saying_which(tmp_path, version, advice):
+    path = tmp_path / "other.pt"
+    torch.save({**make_state(), "format_version": version}, path)
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path)
+    message = str(caught.value)
+    assert "\n" not in message and str(path) in message and f"format version {version}" in message
+    assert f"reads version {FORMAT_VERSION}" in message and advice in message

@@ -273,3 +273,28 @@ def test_saved_config_loads_back_equal(tmp_path, path):
     saved = tmp_path / "config.yaml"
     save_config(cfg, saved)
     assert load_config(saved) == cfg
+
+
+@pytest.mark.parametrize(
+    "key,names",
+    [
+        ("model.encoder", "pix2color.models.generator:ENCODERS"),
+        ("disc.norm", "pix2color.models.discriminator:NORMS"),
+        ("stage2.gan_loss", "pix2color.losses:GAN_LOSSES"),
+        ("train.best_metric", "pix2color.metrics:HIGHER_IS_BETTER"),
+        ("stage2.g_schedule", "pix2color.training.schedules:STAGE2_SCHEDULES"),
+    ],
+)
+def test_named_choices_are_the_builder_dicts_and_an_unknown_name_lists_them(key, names, monkeypatch):
+    """A name added to a builder dict is valid in the config at once; the error lists the dict's keys."""
+    import importlib
+
+    module, _, attribute = names.partition(":")
+    table = getattr(importlib.import_module(module), attribute)
+    monkeypatch.setitem(table, "brand_new", None)
+    assert (
+        getattr(getattr(load_config(None, [f"{key}=brand_new"]), key.split(".")[0]), key.split(".")[1]) == "brand_new"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, [f"{key}=no_such_name"])
+    assert str(caught.value) == f"--set: {key}='no_such_name' is not valid; valid values: {', '.join(table)}."

@@ -42,31 +42,35 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def train(args: argparse.Namespace) -> int:
-    """Resolve the config and run folder, then hand over to the Trainer (imported lazily: it loads fastai)."""
+    """Resolve the config and run folder, then hand over to the training loop (imported lazily: it loads fastai)."""
     resume = _load_resume(args.resume) if args.resume else None
     cfg = _resolve_config(args, resume)
     run_dir = _run_dir(args, resume)
-    stages = STAGE_CHOICES[args.stage] if args.stage else (resume["stages"] if resume else STAGE_CHOICES["both"])
+    stages = (
+        STAGE_CHOICES[args.stage]
+        if args.stage
+        else (resume.get("stages", STAGE_CHOICES["both"]) if resume else STAGE_CHOICES["both"])
+    )
     if resume and resume["stage"] not in stages:
         raise ConfigError(
             f"--resume {resume['path']} is a {resume['stage']} checkpoint but --stage {args.stage} does not run "
             "that stage; drop --stage to continue where the run stopped."
         )
-    if resume and _finished(resume, cfg, stages):
+    if resume and resume.get("finished") and resume["stage"] == stages[-1]:  # a best.pt has no "finished"
         print(
-            f"{resume['path']} is the end of a finished run ({resume['stage']} epoch {resume['epoch']} of "
-            f"{resume['epoch']}); nothing to resume, nothing written."
+            f"{resume['path']} is the end of a finished run ({_end_of(resume, cfg)}); "
+            "nothing to resume, nothing written."
         )
         return 0
 
     from pix2color.runtime import seed_everything, setup_runtime, teardown_runtime
-    from pix2color.trainer import Interrupted, Trainer
+    from pix2color.training.loop import Interrupted, Loop
 
     runtime = setup_runtime(cfg.train.device)
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     try:
         started = time.perf_counter()
-        results = Trainer(cfg, run_dir, runtime).run(stages, resume)
+        results = Loop(cfg, run_dir, runtime, stages).run(resume)
     except Interrupted as stop:
         if runtime.is_main:
             print(f"interrupted: saved {stop.checkpoint}; resume with: pix2color-train --resume {run_dir}")
@@ -121,10 +125,11 @@ def _resolve_config(args: argparse.Namespace, resume: dict | None) -> Config:
     return cfg
 
 
-def _finished(resume: dict, cfg: Config, stages: list[str]) -> bool:
-    """Whether ``resume`` was saved after the last epoch of the run's last stage (False for weights only)."""
+def _end_of(resume: dict, cfg: Config) -> str:
+    """How a finished stage ended: "gan epoch 3 of 3", or "gan epoch 2 of 20, its time budget spent"."""
     epochs = (cfg.stage1 if resume["stage"] == "pretrain" else cfg.stage2).epochs
-    return resume["stage"] == stages[-1] and resume.get("epoch", 0) >= epochs
+    end = f"{resume['stage']} epoch {resume['epoch']} of {epochs}"
+    return end if resume["epoch"] >= epochs else f"{end}, its time budget spent"
 
 
 def _run_dir(args: argparse.Namespace, resume: dict | None) -> Path:

@@ -21,10 +21,10 @@ import pytest
 import torch
 
 from pix2color import checkpoint
-from pix2color import trainer as trainer_module
 from pix2color.checkpoint import load_checkpoint
 from pix2color.commands import train
-from pix2color.trainer import Trainer
+from pix2color.training import stages
+from pix2color.training.loop import Loop
 from tests.robustness.conftest import (
     HEADER_UNREADABLE,
     TINY_TRAINING,
@@ -63,15 +63,15 @@ def train_here(capsys, *args: str | Path, overrides: tuple[str, ...] = ()) -> tu
 
 @pytest.fixture
 def restored_steps(monkeypatch) -> list[int]:
-    """The step each resumed Trainer continues from."""
+    """The step each resumed run continues from."""
     steps: list[int] = []
-    original = Trainer.restore
+    original = Loop.restore
 
     def restore(self, state):
         original(self, state)
         steps.append(self.step)
 
-    monkeypatch.setattr(Trainer, "restore", restore)
+    monkeypatch.setattr(Loop, "restore", restore)
     return steps
 
 
@@ -180,7 +180,7 @@ def test_disk_full_while_saving_keeps_the_previous_checkpoint_and_is_one_line(tm
 
 
 def test_nan_loss_stops_with_one_line_naming_step_and_loss(tmp_path, photos, capsys, monkeypatch):
-    real_loss = trainer_module.l1_chroma
+    real_loss = stages.l1_chroma
     calls: list[int] = []
 
     def nan_on_the_second_step(pred, target):
@@ -188,7 +188,7 @@ def test_nan_loss_stops_with_one_line_naming_step_and_loss(tmp_path, photos, cap
         loss = real_loss(pred, target)
         return loss * float("nan") if len(calls) == 2 else loss
 
-    monkeypatch.setattr(trainer_module, "l1_chroma", nan_on_the_second_step)
+    monkeypatch.setattr(stages, "l1_chroma", nan_on_the_second_step)
     run_dir = tmp_path / "run"
     last = last_checkpoint(run_dir)
     code, _, err = train_here(capsys, "--data", photos, "--out", run_dir, overrides=("train.save_every_steps=1",))

@@ -1,10 +1,11 @@
-"""The two-stage trainer end to end on 16 tiny images: runs, logs, resumes exactly, stops cleanly."""
+"""The training loop end to end on 16 tiny images: runs both stages, logs, resumes exactly, stops cleanly."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from PIL import Image
 from pix2color.checkpoint import RESUME_KEYS, load_checkpoint
 from pix2color.commands.train import main as train_main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = [
     "data.size=64",
     "data.val_fraction=0.25",
@@ -63,11 +64,18 @@ def test_two_stage_run_writes_checkpoints_grids_config_and_tensorboard(photos, t
     printed = capsys.readouterr().out
     assert "tensorboard --logdir" in printed and "gan final val: psnr" in printed
     for stage in ("pretrain", "gan"):
-        for name in ("best", "last"):
-            state = load_checkpoint(run / "checkpoints" / stage / f"{name}.pt")
-            assert state["stage"] == stage and {"generator_ema", *RESUME_KEYS} <= set(state)
+        last = load_checkpoint(run / "checkpoints" / stage / "last.pt")
+        best = load_checkpoint(run / "checkpoints" / stage / "best.pt")
+        assert last["stage"] == best["stage"] == stage and {"generator_ema", *RESUME_KEYS} <= set(last)
+        # best.pt: the EMA generator, the config, the metrics that made it best, the format version; no more
+        assert set(best) == {"format_version", "config", "stage", "generator", "metrics"}
+        for key, weight in last["generator_ema"].items():
+            assert torch.equal(best["generator"][key], weight), key
+        assert best["metrics"]["psnr"] == last["best"]
     last_gan = load_checkpoint(run / "checkpoints" / "gan" / "last.pt")
     assert "discriminator" in last_gan and last_gan["config"]["data"]["size"] == 64
+    best_size = (run / "checkpoints" / "gan" / "best.pt").stat().st_size
+    assert best_size <= (run / "checkpoints" / "gan" / "last.pt").stat().st_size / 3
     assert (run / "config.yaml").is_file()
     assert sorted(p.name for p in (run / "grids").iterdir()) == [
         "gan_epoch_1.png",
@@ -82,6 +90,10 @@ def test_two_stage_run_writes_checkpoints_grids_config_and_tensorboard(photos, t
     capsys.readouterr()
     assert train_main(["--resume", str(weights_only), "--out", str(tmp_path / "resumed")]) == 2
     assert f"--resume {weights_only} holds generator weights only" in capsys.readouterr().err
+    best = run / "checkpoints" / "gan" / "best.pt"
+    assert train_main(["--resume", str(best)]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "pass the run folder or its checkpoints/gan/last.pt" in errors[0], errors
 
 
 def test_tensorboard_events_hold_losses_val_metrics_and_grids(straight_run):
@@ -94,19 +106,23 @@ def test_tensorboard_events_hold_losses_val_metrics_and_grids(straight_run):
         "pretrain/grad_norm_g",
         "pretrain/lr_g_decoder",
         "pretrain/images_per_s",
-        "pretrain/val_psnr",
-        "pretrain/val_colorfulness",
+        "pretrain_val/psnr",
+        "pretrain_val/colorfulness",
         "gan/loss_d",
         "gan/loss_g_gan",
+        "gan/loss_l1",
         "gan/d_real",
         "gan/d_fake",
         "gan/lr_d",
-        "gan/val_psnr",
+        "gan/gan_weight",
+        "gan_val/psnr",
+        "gan_val/colorfulness",
+        "gan_val/delta_cf",
         "gan/epoch_seconds",
     }
     assert expected <= scalars, expected - scalars
     assert {"pretrain/grid", "gan/grid"} <= set(events.Tags()["images"])
-    psnr = [event.value for event in events.Scalars("gan/val_psnr")]
+    psnr = [event.value for event in events.Scalars("gan_val/psnr")]
     assert all(0 < value < 100 for value in psnr)
 
 
@@ -119,16 +135,16 @@ def test_resuming_a_finished_run_says_so_and_writes_nothing(straight_run, capsys
 
 def _interrupt_at(monkeypatch, stage: str, step: int) -> None:
     """Send this process SIGINT right after ``step`` of ``stage``, as a user pressing Ctrl-C would."""
-    from pix2color.trainer import Trainer
+    from pix2color.training.loop import Loop
 
-    original = Trainer.handle_stop_and_save
+    original = Loop.after_step
 
-    def patched(self):
-        if (self.stage, self.step) == (stage, step):
+    def patched(self, bar):
+        if (self.stage.name, self.step) == (stage, step):
             os.kill(os.getpid(), signal.SIGINT)
-        original(self)
+        return original(self, bar)
 
-    monkeypatch.setattr(Trainer, "handle_stop_and_save", patched)
+    monkeypatch.setattr(Loop, "after_step", patched)
 
 
 @pytest.mark.parametrize("stage,step", [("pretrain", 3), ("gan", 2)])
@@ -156,15 +172,15 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(
 def test_nan_loss_stops_with_one_line_naming_step_and_loss_and_keeps_last_checkpoint(
     photos, tmp_path, monkeypatch, capsys
 ):
-    from pix2color import trainer as trainer_module
+    from pix2color.training import stages
 
-    real_l1, calls = trainer_module.l1_chroma, []
+    real_l1, calls = stages.l1_chroma, []
 
     def l1_turning_nan_at_step_3(pred, target):
         calls.append(1)
         return real_l1(pred, target) * (float("nan") if len(calls) == 3 else 1.0)
 
-    monkeypatch.setattr(trainer_module, "l1_chroma", l1_turning_nan_at_step_3)
+    monkeypatch.setattr(stages, "l1_chroma", l1_turning_nan_at_step_3)
     assert train(photos, tmp_path / "run", "train.save_every_steps=2") == 2
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
@@ -174,11 +190,18 @@ def test_nan_loss_stops_with_one_line_naming_step_and_loss_and_keeps_last_checkp
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "pretrain" / "last.pt")["step"] == 2
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def test_torchrun_two_process_ddp_on_cpu(photos, tmp_path):
+    """Pinned to the CPU (so gloo, even on a GPU host) on a port that is free now."""
     run = tmp_path / "ddp"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517"]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}"]
     command += [str(REPO / "train.py"), "--data", str(photos), "--out", str(run), "--set", *TINY]
-    command += ["stage1.epochs=1"]
+    command += ["stage1.epochs=1", "train.device=cpu"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     state = load_checkpoint(run / "checkpoints" / "gan" / "last.pt")
@@ -188,11 +211,15 @@ def test_torchrun_two_process_ddp_on_cpu(photos, tmp_path):
 
 
 def test_compiled_training_follows_eager_and_saves_plain_weights(photos, tmp_path):
-    """torch.compile changes the numerics a little, so: the same update within a quarter of its own size."""
+    """torch.compile changes the numerics a little, so: the same update within a quarter of its own size.
+
+    Both paths in fp32 (train.amp=false): bf16 autocast, native on some CPUs only, would make the gap
+    depend on the machine.
+    """
     runs = {"eager": [], "compiled": ["train.compile=true"], "untrained": ["stage1.lr=1e-12"]}
     weights = {}
     for name, extra in runs.items():
-        assert train(photos, tmp_path / name, "stage1.epochs=1", *extra, "--stage", "pretrain") == 0
+        assert train(photos, tmp_path / name, "stage1.epochs=1", "train.amp=false", *extra, "--stage", "pretrain") == 0
         weights[name] = load_checkpoint(tmp_path / name / "checkpoints" / "pretrain" / "last.pt")["generator"]
     eager, compiled, untrained = weights["eager"], weights["compiled"], weights["untrained"]
     assert compiled.keys() == eager.keys()  # no torch.compile wrapper prefix: loads anywhere
@@ -201,3 +228,29 @@ def test_compiled_training_follows_eager_and_saves_plain_weights(photos, tmp_pat
     for name in moved:
         update = (eager[name] - untrained[name]).float().norm()
         assert (compiled[name] - eager[name]).float().norm() < 0.25 * update, name
+
+
+def test_time_budgeted_run_interrupted_and_resumed_spends_its_budget_once(photos, tmp_path, monkeypatch, capsys):
+    """train.minutes=0.2 gives each stage 6 s; epochs only cap it. Fewer steps than log_every_steps still log."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    budget = ["train.minutes=0.2", "stage1.epochs=100", "stage2.epochs=100", "train.log_every_steps=100000"]
+    cut = tmp_path / "cut"
+    with monkeypatch.context() as patch:
+        _interrupt_at(patch, "pretrain", 2)
+        assert train(photos, cut, *budget) == 0
+    interrupted = load_checkpoint(cut / "checkpoints" / "pretrain" / "last.pt")
+    assert interrupted["step"] == 2 and interrupted["spent_seconds"] > 0 and not interrupted["finished"]
+    capsys.readouterr()
+
+    assert train_main(["--resume", str(cut)]) == 0
+    assert "pretrain epoch" in capsys.readouterr().out
+    pretrain, gan = (load_checkpoint(cut / "checkpoints" / stage / "last.pt") for stage in ("pretrain", "gan"))
+    for final in (pretrain, gan):
+        assert final["finished"] and final["epoch"] < 100
+        assert final["spent_seconds"] >= 6.0  # the time before the interruption counts: the budget is spent once
+    assert pretrain["spent_seconds"] > interrupted["spent_seconds"] and pretrain["step"] > 2
+    scalars = set(EventAccumulator(str(cut / "tb")).Reload().Tags()["scalars"])
+    assert {"pretrain/loss_l1", "pretrain/lr_g_decoder", "gan/loss_d", "gan/lr_d"} <= scalars
+    assert train_main(["--resume", str(cut)]) == 0
+    assert "its time budget spent); nothing to resume" in capsys.readouterr().out

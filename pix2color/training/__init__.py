@@ -1,0 +1,1 @@
+"""Training: a shared loop (:mod:`.loop`) that runs stage objects (:mod:`.stages`), one per recipe."""

@@ -1,0 +1,358 @@
+"""The training loop every stage shares: epochs, batches, the time budget, logging, checkpoints, signals, DDP.
+
+Read it top to bottom: :meth:`Loop.run` walks the stages, :meth:`Loop.fit_stage` the epochs,
+:meth:`Loop.train_epoch` the batches. Each batch is one ``stage.step``, which returns tensors; the host
+reads them once per log interval (:meth:`Loop.flush`), where they are checked for NaN and logged. The loop
+finds a stage by name in :data:`~pix2color.training.stages.STAGES` and knows nothing else about it.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from pix2color import viz
+from pix2color.checkpoint import check_resume_state, save_checkpoint
+from pix2color.config import Config, config_to_dict, save_config
+from pix2color.data import build_datasets, collate_images
+from pix2color.errors import ConfigError, TrainingStopped
+from pix2color.metrics import HIGHER_IS_BETTER
+from pix2color.run_log import RunLog
+from pix2color.runtime import Runtime, any_rank, rng_state, set_rng_state
+from pix2color.sampling import ResumableSampler, SeededDataset
+from pix2color.training.budget import Budget, stage_seconds
+from pix2color.training.context import StageContext
+from pix2color.training.stages import STAGES, Progress
+from pix2color.training.validation import val_colorizer, validate
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived; ``last.pt`` was written to ``checkpoint``."""
+
+    def __init__(self, checkpoint: Path):
+        super().__init__(str(checkpoint))
+        self.checkpoint = checkpoint
+
+
+def checkpoint_path(run_dir: Path, stage: str, name: str) -> Path:
+    """RUN_DIR/checkpoints/<stage>/<name>.pt, e.g. checkpoints/gan/best.pt."""
+    return run_dir / "checkpoints" / stage / f"{name}.pt"
+
+
+class Loop:
+    """Trains ``stages`` (names in STAGES) in order for one run folder."""
+
+    def __init__(self, cfg: Config, run_dir: Path, runtime: Runtime, stages: list[str]):
+        self.cfg, self.run_dir, self.rt, self.stages = cfg, Path(run_dir), runtime, list(stages)
+        self.ctx = StageContext(cfg, runtime)
+        self.train_set, self.val_set = build_datasets(cfg.data, cfg.train.seed)
+        self.collate = functools.partial(collate_images, size=cfg.data.size)
+        self.log = RunLog(self.run_dir / "tb", runtime.is_main)
+        self.stop_requested = False
+        self.results: dict[str, dict[str, float]] = {}
+
+    # ----------------------------------------------------------------- the run
+    def run(self, resume: dict[str, Any] | None = None) -> dict[str, dict[str, float]]:
+        """Train every stage; ``resume`` (a loaded last.pt) continues its own stage.
+
+        Returns:
+            The last validation metrics of each stage, e.g. ``{"gan": {"psnr": 22.1, ...}}``.
+        """
+        if self.rt.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(self.cfg, self.run_dir / "config.yaml")
+            self.log.config(config_to_dict(self.cfg))
+        first = self.stages.index(resume["stage"]) if resume else 0
+        with _stop_signals(self):
+            for name in self.stages[first:]:
+                self.fit_stage(name, resume if resume and resume["stage"] == name else None)
+        final = self.results.get(self.stages[-1], {})
+        if final:
+            self.log.hparams(config_to_dict(self.cfg), final)
+        self.log.close()
+        return self.results
+
+    def fit_stage(self, name: str, resume: dict[str, Any] | None) -> None:
+        """Build the stage, start or restore it, then run epochs until its epochs or its time are spent."""
+        self.start_stage(name, resume)
+        self.log.line(self.data_summary())
+        while not self.finished:
+            started = time.perf_counter()
+            train_means = self.train_epoch()
+            self.finished = self.epoch + 1 >= self.epochs or self.out_of_time()
+            due = self.finished or (self.epoch + 1) % self.cfg.train.val_every_epochs == 0
+            val = self.validate() if due else {}
+            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+            self.save_last()
+            self.log_epoch(train_means, val, time.perf_counter() - started)
+        self.log.flush()
+
+    def start_stage(self, name: str, resume: dict[str, Any] | None) -> None:
+        torch.manual_seed(self.cfg.train.seed + list(STAGES).index(name))  # fresh weights do not depend on history
+        self.stage = STAGES[name](self.ctx, resuming=resume is not None)
+        self.epochs = getattr(self.cfg, self.stage.section).epochs
+        self.steps_per_epoch = self.count_steps_per_epoch()
+        seconds = stage_seconds(self.cfg.train.minutes, self.cfg.stage1.share, self.stages, name)
+        if resume is None:
+            self.epoch, self.batch_in_epoch, self.step, self.best, self.finished = 0, 0, 0, None, False
+            self.stage.initialize(self.run_dir)
+            self.budget = Budget(seconds)
+        else:
+            self.restore(resume)
+            self.budget = Budget(seconds, resume["spent_seconds"])
+
+    # ------------------------------------------------------------------ epochs
+    def train_epoch(self) -> dict[str, float]:
+        """One pass over this rank's shard, or until the time is spent; returns the epoch's mean of each value."""
+        self.stage.start_epoch(self.epoch)
+        self.epoch_sums: dict[str, list[float]] = {}
+        self.skipped, self.interval = 0, Interval()
+        with self.log.progress(
+            self.steps_per_epoch - self.batch_in_epoch, f"{self.stage.name} {self.epoch + 1}"
+        ) as bar:
+            for rgb, n_bad in self.train_loader():
+                if self.batch_in_epoch >= self.steps_per_epoch:
+                    break
+                self.skipped += n_bad
+                self.batch_in_epoch += 1  # the position in the epoch counts batches of only bad images too
+                if any_rank(len(rgb) == 0, self.rt):  # every rank skips together, or DDP's collectives drift
+                    continue
+                rgb = rgb.to(self.ctx.device, non_blocking=True)
+                values = self.stage.step(rgb, Progress(self.step, self.progress()))
+                self.step += 1
+                self.interval.add(self.step, values, len(rgb) * self.rt.world_size)
+                bar.update(1)
+                if self.after_step(bar):
+                    break
+            self.flush(bar)
+        means = {name: math.fsum(parts) / len(parts) for name, parts in self.epoch_sums.items()}
+        return means | {"skipped_images": self.skipped}
+
+    def after_step(self, bar) -> bool:
+        """Log every ``log_every_steps``, save every ``save_every_steps``, stop on a signal; True when out of time."""
+        stop = any_rank(self.stop_requested, self.rt)
+        save = stop or self.step % self.cfg.train.save_every_steps == 0
+        if save or self.step % self.cfg.train.log_every_steps == 0:
+            self.flush(bar)  # before any save: a NaN must never reach last.pt
+        if save:
+            self.save_last()
+        if stop:
+            raise Interrupted(checkpoint_path(self.run_dir, self.stage.name, "last"))
+        return self.out_of_time()
+
+    def flush(self, bar) -> None:
+        """Read the interval's values from the device (one sync), stop on NaN, log their means."""
+        if not self.interval.steps:
+            return
+        rows, images_per_s = self.interval.read()
+        self.interval = Interval()
+        self.check_finite(rows)
+        means = {}
+        for name in {name for _, values in rows for name in values}:
+            parts = [values[name] for _, values in rows if name in values]
+            self.epoch_sums.setdefault(name, []).extend(parts)
+            means[name] = math.fsum(parts) / len(parts)
+        bar.set_postfix({k: f"{v:.4f}" for k, v in means.items() if k.startswith("loss")}, refresh=False)
+        scalars = means | self.stage.schedule_values() | {"images_per_s": images_per_s, "skipped_images": self.skipped}
+        self.log.scalars({f"{self.stage.name}/{k}": v for k, v in scalars.items()}, self.step)
+
+    def progress(self) -> float:
+        """The stage's progress in [0, 1]: its share of steps or of time done, whichever is further."""
+        steps = self.step / max(1, self.epochs * self.steps_per_epoch)
+        return min(1.0, max(steps, self.budget.fraction()))
+
+    def out_of_time(self) -> bool:
+        return any_rank(self.budget.exhausted(), self.rt)
+
+    def train_loader(self) -> DataLoader:
+        """This rank's shard of the training set from the current position, with per-sample seeds."""
+        sampler = ResumableSampler(
+            self.train_set, self.rt.world_size, self.rt.rank, shuffle=True, seed=self.cfg.train.seed, drop_last=False
+        )
+        sampler.set_position(self.epoch, self.batch_in_epoch * self.cfg.train.batch_size)
+        return DataLoader(
+            SeededDataset(self.train_set),
+            batch_size=self.cfg.train.batch_size,
+            sampler=sampler,
+            num_workers=self.cfg.data.workers,
+            collate_fn=self.collate,
+            pin_memory=self.ctx.device.type == "cuda",
+            drop_last=len(sampler) >= self.cfg.train.batch_size,
+            generator=torch.Generator().manual_seed(self.cfg.train.seed),  # leaves the global RNG alone
+        )
+
+    def count_steps_per_epoch(self) -> int:
+        per_rank = math.ceil(len(self.train_set) / self.rt.world_size)
+        batch = self.cfg.train.batch_size
+        steps = per_rank // batch if per_rank >= batch else 1
+        cap = self.cfg.train.max_steps_per_epoch
+        return min(steps, cap) if cap else steps
+
+    # -------------------------------------------------------------- validation
+    def validate(self) -> dict[str, float]:
+        """Val metrics and grid through the Colorizer; the main process also writes best.pt when they are best."""
+        if not self.rt.is_main:
+            self.barrier()
+            return {}
+        name = self.stage.name
+        colorizer = val_colorizer(self.stage.eval_generator(), self.cfg, self.ctx.device)
+        summary, grid = validate(colorizer, self.val_loader(), self.cfg.data.grid_images, f"{name} prediction")
+        if grid is not None:
+            viz.save_grid(grid, self.run_dir / "grids" / f"{name}_epoch_{self.epoch + 1}.png")
+            self.log.image(f"{name}/grid", grid, self.step)
+        self.log.scalars({f"{name}_val/{k}": v for k, v in summary.items()}, self.step)
+        self.results[name] = summary
+        if self.is_better(summary):
+            self.best = summary[self.cfg.train.best_metric]
+            self.save_best(summary)
+        self.barrier()
+        return summary
+
+    def val_loader(self) -> DataLoader:
+        batch, workers = self.cfg.train.batch_size, min(self.cfg.data.workers, 1)
+        return DataLoader(self.val_set, batch_size=batch, num_workers=workers, collate_fn=self.collate)
+
+    def is_better(self, summary: dict[str, float]) -> bool:
+        name = self.cfg.train.best_metric
+        if name not in summary:
+            raise ConfigError(f"train.best_metric={name} is not computed in validation; valid: {sorted(summary)}.")
+        if self.best is None:
+            return True
+        return summary[name] > self.best if HIGHER_IS_BETTER[name] else summary[name] < self.best
+
+    def barrier(self) -> None:
+        if self.rt.distributed:
+            torch.distributed.barrier()
+
+    # ------------------------------------------------------- checkpoints, faults
+    def save_last(self) -> None:
+        """last.pt: everything a resume needs (main process only)."""
+        if self.rt.is_main:
+            save_checkpoint(self.state(), checkpoint_path(self.run_dir, self.stage.name, "last"))
+
+    def save_best(self, summary: dict[str, float]) -> None:
+        """best.pt: what inference and stage 2's init_from need: the (EMA) generator, config, metrics."""
+        state = {
+            "config": config_to_dict(self.cfg),
+            "stage": self.stage.name,
+            "generator": self.stage.eval_generator().state_dict(),
+            "metrics": summary,
+        }
+        save_checkpoint(state, checkpoint_path(self.run_dir, self.stage.name, "best"))
+
+    def state(self) -> dict[str, Any]:
+        """The stage's weights, optimizers and scalers, plus the position in the run, time spent and RNG."""
+        return {
+            "config": config_to_dict(self.cfg),
+            "stage": self.stage.name,
+            "stages": self.stages,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "step": self.step,
+            "best": self.best,
+            "metrics": self.results.get(self.stage.name, {}),
+            "spent_seconds": self.budget.spent,
+            "finished": self.finished,
+            "rng": rng_state(),
+        } | self.stage.state_dict()
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a last.pt of this stage: same step, learning rate and data order."""
+        where = state.get("path", "the checkpoint")
+        self.stage.load_state_dict(state, where)
+        check_resume_state(state, where)
+        self.epoch, self.batch_in_epoch, self.step = state["epoch"], state["batch_in_epoch"], state["step"]
+        self.best, self.finished = state["best"], state["finished"]
+        set_rng_state(state["rng"])
+
+    def check_finite(self, rows: list[tuple[int, dict[str, float]]]) -> None:
+        """Stop on a NaN or Inf loss without saving, so the last good checkpoint stays."""
+        bad = next(
+            (
+                (step, name, value)
+                for step, values in rows
+                for name, value in values.items()
+                if name.startswith("loss") and not math.isfinite(value)
+            ),
+            None,
+        )
+        if any_rank(bad is not None, self.rt):
+            step, name, value = bad or (self.step, "a loss on another rank", "not finite")
+            last = checkpoint_path(self.run_dir, self.stage.name, "last")
+            kept = f"{last} still holds the last good weights" if last.exists() else "no checkpoint was written yet"
+            raise TrainingStopped(
+                f"{self.stage.name} step {step}: {name} is {value}; stopped without saving, {kept}; lower the "
+                "learning rate or try --set train.amp=false, then --resume."
+            )
+
+    # ----------------------------------------------------------------- logging
+    def data_summary(self) -> str:
+        unreadable = self.train_set.unreadable + self.val_set.unreadable
+        skipped = f"; skipped {unreadable} unreadable files (named in the warnings above)" if unreadable else ""
+        budget = f", {self.budget.seconds / 60:.1f} min" if self.budget.seconds is not None else ""
+        return (
+            f"{self.stage.name}: {len(self.train_set)} training images, {len(self.val_set)} validation images, "
+            f"{self.steps_per_epoch} steps of {self.cfg.train.batch_size} per epoch, "
+            f"{self.epochs} epochs{budget}{skipped}"
+        )
+
+    def log_epoch(self, train: dict[str, float], val: dict[str, float], seconds: float) -> None:
+        self.log.scalars({f"{self.stage.name}/epoch_seconds": seconds}, self.step)
+        losses = "  ".join(f"{k} {v:.4f}" for k, v in train.items() if k.startswith("loss") or k.startswith("d_"))
+        checks = "  ".join(f"{k} {v:.2f}" for k, v in val.items())
+        skipped = f"  skipped {int(train['skipped_images'])} bad images" if train.get("skipped_images") else ""
+        budget = self.budget
+        spent = f" ({budget.spent / 60:.1f} of {budget.seconds / 60:.1f} min)" if budget.seconds is not None else ""
+        self.log.line(
+            f"{self.stage.name} epoch {self.epoch} of {self.epochs}{spent}  {losses}  |  val {checks or '-'}  |  "
+            f"{seconds:.0f} s{skipped}"
+        )
+
+
+class Interval:
+    """The step values since the last sync with the host, kept on the device until :meth:`read`."""
+
+    def __init__(self):
+        self.steps: list[tuple[int, dict[str, Tensor]]] = []
+        self.images = 0
+        self.started = time.perf_counter()
+
+    def add(self, step: int, values: dict[str, Tensor], images: int) -> None:
+        self.steps.append((step, values))
+        self.images += images
+
+    def read(self) -> tuple[list[tuple[int, dict[str, float]]], float]:
+        """(step, name -> value) per step, read in one transfer, and the interval's images per second."""
+        flat = torch.stack([value.float() for _, values in self.steps for value in values.values()]).tolist()
+        rows, i = [], 0
+        for step, values in self.steps:
+            rows.append((step, dict(zip(values, flat[i : i + len(values)], strict=True))))
+            i += len(values)
+        return rows, self.images / max(time.perf_counter() - self.started, 1e-9)
+
+
+class _stop_signals:
+    """Turns SIGINT/SIGTERM into ``loop.stop_requested`` for the duration of a run."""
+
+    def __init__(self, loop: Loop):
+        self.loop = loop
+
+    def __enter__(self):
+        self.previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        for sig in self.previous:
+            signal.signal(sig, self._request_stop)
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    def _request_stop(self, signum, frame):
+        self.loop.stop_requested = True

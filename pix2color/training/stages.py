@@ -1,0 +1,263 @@
+"""The stages: each builds its modules and optimizers from the config, takes one step on a batch and gives
+and takes its state. The loop (:mod:`.loop`) runs any of them the same way.
+
+A stage's interface: ``name`` (its checkpoint folder), ``section`` (its config section, with ``epochs``),
+``uses_checkpoint`` (whether its generator starts from another checkpoint), the constructor
+``(ctx, resuming)``, ``initialize(run_dir)`` (weights for a fresh start), ``start_epoch(epoch)``,
+``step(rgb, progress) -> dict of 0-d tensors`` (no host sync), ``schedule_values() -> dict of floats``
+(learning rates, loss weights), ``eval_generator()`` (the weights validation and best.pt use),
+``state_dict()`` and ``load_state_dict(state, where)``.
+
+A new recipe is one more class here (or a subclass of one) and an entry in :data:`STAGES`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from pix2color import color
+from pix2color.checkpoint import check_resume_state, load_checkpoint, load_weights
+from pix2color.config import config_to_dict
+from pix2color.errors import ConfigError
+from pix2color.losses import PerceptualLoss, build_gan_loss, l1_chroma
+from pix2color.models.discriminator import build_discriminator
+from pix2color.runtime import autocast
+from pix2color.training import schedules
+from pix2color.training.context import StageContext
+
+TRAINING_ONLY_MODEL_KEYS = {"pretrained", "encoder_frozen_epochs", "encoder_lr_mult"}  # not the architecture
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a step stands in its stage: ``step`` steps done before it, ``fraction`` of the stage in [0, 1]."""
+
+    step: int
+    fraction: float
+
+
+class GeneratorStage:
+    """What every stage has: the generator, its training view, its EMA, its optimizer and grad scaler."""
+
+    name = ""
+    section = ""
+    uses_checkpoint = False
+
+    def __init__(self, ctx: StageContext, resuming: bool, optimizer_g: partial):
+        self.ctx = ctx
+        self.g = ctx.generator(weights_from_checkpoint=resuming or self.uses_checkpoint)
+        self.g_train = ctx.wrap(self.g)
+        self.ema = ctx.ema(self.g)
+        lr = getattr(ctx.cfg, self.section).lr
+        self.opt_g = optimizer_g(self.g.param_groups(lr, ctx.cfg.model.encoder_lr_mult), lr=lr)
+        self.scaler_g = ctx.grad_scaler()
+
+    def initialize(self, run_dir: Path) -> None:
+        """Weights for a fresh start: the generator as built."""
+
+    def start_epoch(self, epoch: int) -> None:
+        self.g_train.train()
+
+    def eval_generator(self) -> nn.Module:
+        """The EMA weights when EMA is on, else the generator itself."""
+        return self.ema.module if self.ema is not None else self.g
+
+    def update_ema(self) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.g)
+
+    def schedule_values(self) -> dict[str, float]:
+        return {f"lr_g_{group.get('name', i)}": group["lr"] for i, group in enumerate(self.opt_g.param_groups)}
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {
+            "generator": self.g.state_dict(),
+            "optimizers": {"g": self.opt_g.state_dict()},
+            "scalers": {"g": self.scaler_g.state_dict()},
+        }
+        if self.ema is not None:
+            state |= {"generator_ema": self.ema.module.state_dict(), "ema_count": int(self.ema.n_averaged)}
+        return state
+
+    def load_state_dict(self, state: dict[str, Any], where: str) -> None:
+        load_weights(self.g, state["generator"], "generator", where)  # first: weights of another model say so
+        check_resume_state(state, where, keys=("optimizers", "scalers"))
+        self.opt_g.load_state_dict(state["optimizers"]["g"])
+        self.scaler_g.load_state_dict(state["scalers"]["g"])
+        if self.ema is not None and "generator_ema" in state:
+            load_weights(self.ema.module, state["generator_ema"], "EMA generator", where)
+            self.ema.n_averaged.fill_(state["ema_count"])
+
+
+class PretrainStage(GeneratorStage):
+    """Stage 1: the generator alone, L1 between predicted and true chroma; one-cycle or cosine learning rate."""
+
+    name = "pretrain"
+    section = "stage1"
+
+    def __init__(self, ctx: StageContext, resuming: bool):
+        s1 = ctx.cfg.stage1
+        super().__init__(ctx, resuming, partial(torch.optim.Adam, weight_decay=s1.weight_decay))
+        self.schedule = partial(schedules.STAGE1_SCHEDULES[s1.schedule], warmup=s1.warmup_fraction)
+
+    def start_epoch(self, epoch: int) -> None:
+        self.g.freeze_encoder(epoch < self.ctx.cfg.model.encoder_frozen_epochs)
+        super().start_epoch(epoch)
+
+    def step(self, rgb: Tensor, progress: Progress) -> dict[str, Tensor]:
+        """One L1 update. rgb: (B, 3, S, S) uint8 on the device."""
+        schedules.set_learning_rate(self.opt_g, self.schedule(progress.fraction))
+        lightness, chroma = self.ctx.to_model_space(rgb)
+        with autocast(self.ctx.device, self.ctx.amp):
+            pred = self.g_train(lightness)
+        loss = l1_chroma(pred.float(), chroma)
+        grad_norm = self.ctx.update(loss, self.opt_g, self.g, self.scaler_g)
+        self.update_ema()
+        return {"loss_l1": loss.detach(), "grad_norm_g": grad_norm}
+
+
+class Pix2PixStage(GeneratorStage):
+    """Stage 2, pix2pix: D on real vs fake, then G on gan_weight * GAN + lambda_l1 * L1 (+ perceptual).
+
+    D trains alone for ``d_warmup_steps``; G's learning-rate schedule starts when G does, so it still
+    runs its whole course. The GAN weight can ramp up over G's first ``gan_ramp_steps`` steps.
+    """
+
+    name = "gan"
+    section = "stage2"
+    uses_checkpoint = True
+
+    def __init__(self, ctx: StageContext, resuming: bool):
+        s2 = ctx.cfg.stage2
+        adam = partial(torch.optim.Adam, betas=(s2.beta1, s2.beta2))
+        super().__init__(ctx, resuming, adam)
+        self.d = ctx.on_device(build_discriminator(ctx.cfg.disc))
+        self.d_train = ctx.wrap(self.d)
+        self.opt_d = adam(self.d.parameters(), lr=s2.lr * s2.d_lr_ratio)
+        self.scaler_d = ctx.grad_scaler()
+        self.gan_loss = build_gan_loss(s2.gan_loss)
+        self.perceptual = self.build_perceptual_loss()
+        self.schedule_g = partial(schedules.STAGE2_SCHEDULES[s2.g_schedule], decay_start=s2.decay_start)
+        self.schedule_d = partial(schedules.STAGE2_SCHEDULES[s2.d_schedule], decay_start=s2.decay_start)
+        self.g_started_at: float | None = None  # the stage's progress at G's first step
+        self.gan_weight = 0.0
+
+    def build_perceptual_loss(self) -> PerceptualLoss | None:
+        if self.ctx.cfg.stage2.perceptual_weight == 0:
+            return None
+        pretrained = "none" if self.ctx.cfg.model.pretrained == "none" else "imagenet"
+        return PerceptualLoss(pretrained=pretrained).to(self.ctx.device)
+
+    def initialize(self, run_dir: Path) -> None:
+        """Start from stage 1's best generator: ``stage2.init_from``, else this run's pretrain/best.pt."""
+        source = self.ctx.cfg.stage2.init_from or run_dir / "checkpoints" / "pretrain" / "best.pt"
+        if not Path(source).is_file():
+            raise ConfigError(
+                f"stage2.init_from: {source} does not exist; train stage 1 first (--stage pretrain) "
+                "or pass --set stage2.init_from=PATH_TO_STAGE1_CHECKPOINT."
+            )
+        state = load_checkpoint(source)
+        check_same_model(config_to_dict(self.ctx.cfg), state["config"], source)
+        load_weights(self.g, state.get("generator_ema", state["generator"]), "generator", source)
+        if self.ema is not None:
+            self.ema.module.load_state_dict(self.g.state_dict())
+
+    def start_epoch(self, epoch: int) -> None:
+        super().start_epoch(epoch)
+        self.d_train.train()
+
+    def step(self, rgb: Tensor, progress: Progress) -> dict[str, Tensor]:
+        """One D update, then (after D's warm-up) one G update. rgb: (B, 3, S, S) uint8 on the device."""
+        schedules.set_learning_rate(self.opt_d, self.schedule_d(progress.fraction))
+        lightness, chroma = self.ctx.to_model_space(rgb)
+        train_g = progress.step >= self.ctx.cfg.stage2.d_warmup_steps
+        with autocast(self.ctx.device, self.ctx.amp), torch.set_grad_enabled(train_g):
+            fake = (self.g_train if train_g else self.g)(lightness)
+        values = self.discriminator_step(lightness, chroma, fake.detach())
+        if train_g:
+            values |= self.generator_step(rgb, lightness, chroma, fake, progress)
+        return values
+
+    def discriminator_step(self, lightness: Tensor, chroma: Tensor, fake: Tensor) -> dict[str, Tensor]:
+        with autocast(self.ctx.device, self.ctx.amp):
+            real_logits = self.d_train(lightness, chroma).float()
+            fake_logits = self.d_train(lightness, fake).float()
+        loss_d = self.gan_loss.discriminator(real_logits, fake_logits)
+        return {
+            "loss_d": loss_d.detach(),
+            "grad_norm_d": self.ctx.update(loss_d, self.opt_d, self.d, self.scaler_d),
+            "d_real": self.gan_loss.score(real_logits.detach()).mean(),
+            "d_fake": self.gan_loss.score(fake_logits.detach()).mean(),
+        }
+
+    def generator_step(
+        self, rgb: Tensor, lightness: Tensor, chroma: Tensor, fake: Tensor, progress: Progress
+    ) -> dict[str, Tensor]:
+        """G's half: its schedules, then one update on :meth:`generator_losses`."""
+        s2 = self.ctx.cfg.stage2
+        if self.g_started_at is None:
+            self.g_started_at = progress.fraction
+        g_progress = schedules.rescaled(progress.fraction, self.g_started_at)
+        schedules.set_learning_rate(self.opt_g, self.schedule_g(g_progress))
+        self.gan_weight = s2.gan_weight * schedules.ramp(progress.step - s2.d_warmup_steps, s2.gan_ramp_steps)
+        self.d.requires_grad_(False)
+        parts, loss_g = self.generator_losses(rgb, lightness, chroma, fake)
+        grad_norm = self.ctx.update(loss_g, self.opt_g, self.g, self.scaler_g)
+        self.d.requires_grad_(True)
+        self.update_ema()
+        parts = {name: value.detach() for name, value in parts.items()}
+        return parts | {"loss_g": loss_g.detach(), "grad_norm_g": grad_norm}
+
+    def generator_losses(
+        self, rgb: Tensor, lightness: Tensor, chroma: Tensor, fake: Tensor
+    ) -> tuple[dict[str, Tensor], Tensor]:
+        """G's objective: (its unweighted parts by name, the weighted sum). D is frozen and called unwrapped
+        (no DDP sync for its weights). A variant overrides this to add or change terms."""
+        s2 = self.ctx.cfg.stage2
+        with autocast(self.ctx.device, self.ctx.amp):
+            logits = self.d(lightness, fake)
+        parts = {"loss_g_gan": self.gan_loss.generator(logits.float()), "loss_l1": l1_chroma(fake.float(), chroma)}
+        loss_g = self.gan_weight * parts["loss_g_gan"] + s2.lambda_l1 * parts["loss_l1"]
+        if self.perceptual is not None:
+            fake_rgb = color.l_chroma_to_rgb(lightness, fake, self.ctx.cfg.color.space)
+            parts["loss_perceptual"] = self.perceptual(fake_rgb, rgb.float() / 255)
+            loss_g = loss_g + s2.perceptual_weight * parts["loss_perceptual"]
+        return parts, loss_g
+
+    def schedule_values(self) -> dict[str, float]:
+        return super().schedule_values() | {"lr_d": self.opt_d.param_groups[0]["lr"], "gan_weight": self.gan_weight}
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["discriminator"] = self.d.state_dict()
+        state["optimizers"]["d"] = self.opt_d.state_dict()
+        state["scalers"]["d"] = self.scaler_d.state_dict()
+        return state | {"g_started_at": self.g_started_at}
+
+    def load_state_dict(self, state: dict[str, Any], where: str) -> None:
+        super().load_state_dict(state, where)
+        load_weights(self.d, state["discriminator"], "discriminator", where)
+        self.opt_d.load_state_dict(state["optimizers"]["d"])
+        self.scaler_d.load_state_dict(state["scalers"]["d"])
+        self.g_started_at = state["g_started_at"]
+
+
+def check_same_model(ours: dict[str, Any], theirs: dict[str, Any], source: str | Path) -> None:
+    """Stage 2 must predict the same colour space with the same generator as stage 1 did."""
+    for section in ("color", "model"):
+        for key, value in ours[section].items():
+            other = theirs.get(section, {}).get(key)
+            if key not in TRAINING_ONLY_MODEL_KEYS and other != value:
+                raise ConfigError(
+                    f"stage2.init_from: {source} was trained with {section}.{key}={other!r}, this run has "
+                    f"{value!r}; use the same setting or another stage 1 checkpoint."
+                )
+
+
+STAGES: dict[str, type[GeneratorStage]] = {"pretrain": PretrainStage, "gan": Pix2PixStage}

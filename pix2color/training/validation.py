@@ -1,0 +1,79 @@
+"""Validation: the val set coloured through :class:`pix2color.inference.Colorizer`, as ``evaluate.py`` does.
+
+So the PSNR that picks best.pt is the PSNR ``scripts/evaluate.py`` prints for that checkpoint on the same
+images (same crops, batch size and precision). The first ``data.grid_images`` go into a comparison grid.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from pix2color import color, metrics, viz
+from pix2color.config import Config
+from pix2color.errors import DataError
+from pix2color.inference import Colorizer
+
+VAL_METRICS = ("psnr", "ssim", "colorfulness", "ciede2000")
+
+
+def val_colorizer(generator: nn.Module, cfg: Config, device: torch.device) -> Colorizer:
+    """A Colorizer on a copy of ``generator`` (the training model keeps its mode and memory format)."""
+    batch = cfg.train.batch_size
+    return Colorizer(copy.deepcopy(generator), cfg.color.space, cfg.data.size, device=device, batch_size=batch)
+
+
+@torch.no_grad()
+def validate(
+    colorizer: Colorizer, loader: DataLoader, grid_images: int, label: str
+) -> tuple[dict[str, float], Tensor | None]:
+    """Metrics over the val set and its comparison grid, whose prediction column is headed ``label``.
+
+    Returns:
+        name -> mean over the images (psnr, ssim, colorfulness, ciede2000, l1 on chroma, delta_cf), and a
+        (3, H, W) uint8 grid of gray | prediction | truth, or None when ``grid_images`` is 0.
+
+    Raises:
+        DataError: no validation image could be decoded.
+    """
+    per_image: dict[str, list[Tensor]] = {}
+    columns: list[list[Tensor]] = [[], [], []]
+    for rgb, _ in loader:
+        if len(rgb) == 0:
+            continue
+        truth = rgb.to(colorizer.device)
+        pred, l1 = predict(colorizer, truth)
+        values = metrics.image_metrics(pred, truth, VAL_METRICS) | {"l1": l1}
+        values["target_colorfulness"] = metrics.colorfulness(truth)
+        for name, value in values.items():
+            per_image.setdefault(name, []).append(value.cpu())
+        collect_grid(columns, truth, pred, grid_images)
+    if not per_image:
+        raise DataError("no validation image could be decoded (see the warnings above); fix or replace data.val.")
+    values = {name: torch.cat(chunks) for name, chunks in per_image.items()}
+    target_cf = values.pop("target_colorfulness")
+    grid = viz.comparison_grid([torch.cat(c) for c in columns], ["gray", label, "truth"]) if columns[0] else None
+    return metrics.summarize(values, target_cf), grid
+
+
+def predict(colorizer: Colorizer, truth: Tensor) -> tuple[Tensor, Tensor]:
+    """``colorizer.predict_rgb(truth)`` and the per-image L1 of its chroma. truth: (B, 3, S, S) uint8.
+
+    Returns:
+        (B, 3, S, S) uint8 prediction and (B,) mean absolute chroma error (normalised units).
+    """
+    chroma = colorizer._predict(colorizer._render_lightness(truth))
+    _, true_chroma = color.rgb_to_l_chroma(truth, colorizer.space)
+    l1 = (chroma - true_chroma).abs().mean(dim=(1, 2, 3))
+    return colorizer._join(truth, chroma), l1
+
+
+def collect_grid(columns: list[list[Tensor]], truth: Tensor, pred: Tensor, limit: int) -> None:
+    """Keep the first ``limit`` val images as gray | prediction | truth."""
+    take = max(0, limit - sum(len(chunk) for chunk in columns[0]))
+    if take:
+        for column, images in zip(columns, (viz.gray_rgb(truth[:take]), pred[:take], truth[:take]), strict=True):
+            column.append(images.cpu())

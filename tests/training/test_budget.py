@@ -1,0 +1,32 @@
+"""The time budget: how train.minutes is split between stages, and time spent carried over a resume."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from pix2color.training.budget import Budget, stage_seconds
+
+
+def test_two_stages_split_the_minutes_by_the_first_stage_share():
+    stages = ["pretrain", "gan"]
+    assert stage_seconds(10, 0.6, stages, "pretrain") == pytest.approx(360)
+    assert stage_seconds(10, 0.6, stages, "gan") == pytest.approx(240)
+
+
+def test_a_stage_run_alone_gets_all_the_minutes_and_zero_minutes_is_no_budget():
+    assert stage_seconds(2, 0.6, ["gan"], "gan") == pytest.approx(120)
+    assert stage_seconds(0, 0.6, ["pretrain", "gan"], "pretrain") is None
+
+
+def test_spent_time_includes_what_the_checkpoint_carried():
+    budget = Budget(10.0, spent=9.99)
+    assert budget.spent >= 9.99 and budget.fraction() >= 0.999
+    time.sleep(0.02)
+    assert budget.exhausted()
+
+
+def test_without_seconds_the_budget_never_runs_out():
+    budget = Budget(None, spent=1e9)
+    assert budget.fraction() == 0.0 and not budget.exhausted()

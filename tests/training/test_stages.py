@@ -1,0 +1,85 @@
+"""The stage objects on their own (no loop, no data): steps return tensors, schedules, state, a new variant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pix2color.commands.train import main as train_main
+from pix2color.config import load_config
+from pix2color.runtime import Runtime
+from pix2color.training import stages
+from pix2color.training.context import StageContext
+from pix2color.training.stages import Pix2PixStage, PretrainStage, Progress
+
+SMALL = ["model.pretrained=none", "data.size=64", "train.amp=false", "train.channels_last=false", "train.device=cpu"]
+
+
+def build(stage_class, *overrides: str):
+    cfg = load_config(None, [*SMALL, *overrides])
+    stage = stage_class(StageContext(cfg, Runtime(torch.device("cpu"))), resuming=False)
+    stage.start_epoch(0)
+    return stage
+
+
+def batch(seed: int = 0) -> torch.Tensor:
+    return torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("stage_class", [PretrainStage, Pix2PixStage])
+def test_a_step_returns_finite_scalar_tensors_not_floats(stage_class):
+    values = build(stage_class).step(batch(), Progress(0, 0.0))
+    assert "loss_l1" in values and "grad_norm_g" in values
+    for name, value in values.items():
+        assert isinstance(value, torch.Tensor) and value.ndim == 0 and not value.requires_grad, name
+        assert torch.isfinite(value), name
+
+
+def test_d_warm_up_trains_d_alone_and_g_schedule_still_reaches_its_end():
+    stage = build(Pix2PixStage, "stage2.d_warmup_steps=2", "stage2.gan_ramp_steps=2")
+    assert set(stage.step(batch(), Progress(0, 0.0))) == {"loss_d", "grad_norm_d", "d_real", "d_fake"}
+    stage.step(batch(1), Progress(2, 0.4))  # G's first step: its schedule starts here
+    lr = stage.opt_g.param_groups[0]["initial_lr"]
+    assert stage.opt_g.param_groups[0]["lr"] == pytest.approx(lr) and stage.gan_weight == pytest.approx(0.5)
+    values = stage.step(batch(2), Progress(5, 1.0))
+    assert {"loss_g", "loss_g_gan", "loss_l1"} <= set(values)
+    assert stage.opt_g.param_groups[0]["lr"] == pytest.approx(0.0) and stage.gan_weight == pytest.approx(1.0)
+
+
+def test_state_round_trips_into_a_fresh_stage():
+    trained = build(Pix2PixStage, "stage2.d_warmup_steps=1")
+    trained.step(batch(), Progress(0, 0.0))
+    trained.step(batch(1), Progress(1, 0.5))
+    fresh = build(Pix2PixStage, "stage2.d_warmup_steps=1")
+    fresh.load_state_dict(trained.state_dict(), "test")
+    assert fresh.g_started_at == trained.g_started_at == 0.5
+    for key, weight in trained.d.state_dict().items():
+        assert torch.equal(fresh.d.state_dict()[key], weight), key
+    assert fresh.opt_g.state_dict()["state"].keys() == trained.opt_g.state_dict()["state"].keys()
+
+
+class VividPix2Pix(Pix2PixStage):
+    """A toy stage-2 recipe: pix2pix plus a small reward for saturated chroma."""
+
+    def generator_losses(self, rgb, lightness, chroma, fake):
+        parts, loss_g = super().generator_losses(rgb, lightness, chroma, fake)
+        parts["loss_vivid"] = -fake.float().abs().mean()
+        return parts, loss_g + 0.1 * parts["loss_vivid"]
+
+
+def test_a_new_stage2_variant_is_one_class_and_a_table_entry(tmp_path, monkeypatch, tiny_checkpoint):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for i in range(6):
+        colour = np.random.default_rng(i).integers(0, 256, (2, 2, 3)).astype(np.uint8)
+        Image.fromarray(colour).resize((72, 72)).save(tmp_path / f"{i}.png")
+    monkeypatch.setitem(stages.STAGES, "gan", VividPix2Pix)
+    argv = ["--data", str(tmp_path), "--out", str(tmp_path / "run"), "--stage", "gan", "--set", *SMALL]
+    argv += [f"stage2.init_from={tiny_checkpoint}", "train.batch_size=2", "data.workers=0", "stage2.epochs=1"]
+    assert train_main(argv) == 0
+    events = EventAccumulator(str(Path(tmp_path / "run" / "tb"))).Reload()
+    assert {"gan/loss_vivid", "gan/loss_g", "gan_val/psnr"} <= set(events.Tags()["scalars"])
