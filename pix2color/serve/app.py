@@ -35,7 +35,9 @@ MAX_SATURATION = 4.0
 LOCAL_NAMES = frozenset({"localhost"})
 BEARER = HTTPBearer(auto_error=False, description="the server's --token")
 PAGE_HEADERS = {  # the page loads nothing from elsewhere: no CDN, works offline
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; frame-ancestors 'none'",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' blob: data:; connect-src 'self' blob:; frame-ancestors 'none'"
+    ),
     "X-Content-Type-Options": "nosniff",
 }
 UPLOAD_BODY = {
