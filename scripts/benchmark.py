@@ -590,7 +590,8 @@ def serve_mode(checkpoint: Path, flags: Sequence[str], photo: bytes) -> dict:
         port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "pix2color.serve", "--checkpoint", str(checkpoint), "--port", str(port)]
-    server = subprocess.Popen([*command, "--queue", "64", *flags], cwd=ROOT, stderr=subprocess.DEVNULL)
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}  # its access log
+    server = subprocess.Popen([*command, "--queue", "64", *flags], cwd=ROOT, **quiet)
     try:
         deadline = time.monotonic() + 300
         while True:
