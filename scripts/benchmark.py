@@ -525,6 +525,145 @@ def target_lines(results: dict, machine: dict, args: argparse.Namespace) -> list
     ]
 
 
+# -------------------------------------------------------------------------------------------------- serving
+
+SERVE_CONCURRENCY = (1, 4, 16)
+SERVE_BUDGET_S = 40.0  # each concurrency level stops sending after this long
+SERVE_MODES = {
+    "batching on": ("--max-batch", "8", "--max-wait-ms", "10"),
+    "batching off": (
+        "--max-batch",
+        "1",
+    ),
+}
+
+
+def serve_section(args: argparse.Namespace) -> dict[str, dict]:
+    """Requests/s and latency of a real ``pix2color-serve`` on loopback, dynamic batching on and off.
+
+    The server colours a 0.3 MP JPEG with the default architecture (random weights) at ``--render-size``; each
+    concurrency level sends up to 4 x concurrency requests (at least 8), stopping after SERVE_BUDGET_S.
+    """
+    import io
+
+    from pix2color.checkpoint import save_checkpoint
+    from pix2color.config import config_to_dict, load_config
+    from pix2color.models.generator import build_generator
+
+    buffer = io.BytesIO()
+    synthetic_photo(0.3).save(buffer, "JPEG", quality=90)
+    results = {}
+    with tempfile.TemporaryDirectory() as folder:
+        cfg = load_config(None, ["model.pretrained=none", f"data.size={args.render_size}"])
+        checkpoint = Path(folder) / "random.pt"
+        generator = build_generator(cfg.model, cfg.data.size)
+        save_checkpoint(
+            {"config": config_to_dict(cfg), "stage": "pretrain", "generator": generator.state_dict()}, checkpoint
+        )
+        for mode, flags in SERVE_MODES.items():
+            results[mode] = serve_mode(checkpoint, flags, buffer.getvalue())
+    return results
+
+
+def serve_mode(checkpoint: Path, flags: Sequence[str], photo: bytes) -> dict:
+    """Start a server with ``flags``, load it at each concurrency, stop it; its peak RSS comes from /proc."""
+    import socket
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "pix2color.serve", "--checkpoint", str(checkpoint), "--port", str(port)]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}  # its access log
+    server = subprocess.Popen([*command, "--queue", "64", *flags], cwd=ROOT, **quiet)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                httpx.get(f"{url}/v1/health", timeout=2)
+                break
+            except httpx.TransportError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("pix2color-serve did not start") from None
+                time.sleep(0.2)
+        levels = {c: load_level(url, photo, c) for c in SERVE_CONCURRENCY}
+        status = Path(f"/proc/{server.pid}/status")
+        peak = next(line.split()[1] for line in status.read_text().splitlines() if line.startswith("VmHWM:"))
+        return {"levels": levels, "peak_rss_mb": int(peak) / 1024}
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def load_level(url: str, photo: bytes, concurrency: int) -> dict[str, float]:
+    """``concurrency`` clients posting ``photo`` back to back (after one warm-up round); figures of the rest."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    def one(client: httpx.Client) -> tuple[float, bool, int]:
+        start = time.perf_counter()
+        try:
+            response = client.post(f"{url}/v1/colorize", files={"file": ("p.jpg", photo)}, timeout=120)
+            ok, batch = response.status_code == 200, int(response.headers.get("x-batch-size", 0))
+        except httpx.HTTPError:
+            ok, batch = False, 0
+        return time.perf_counter() - start, ok, batch
+
+    total = max(8, 4 * concurrency)
+    with httpx.Client() as client, ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(lambda _: one(client), range(concurrency)))  # warm-up: connections, first batches
+        stop = time.perf_counter() + SERVE_BUDGET_S
+        start = time.perf_counter()
+
+        def worker(share: int) -> list[tuple[float, bool, int]]:
+            return [one(client) for _ in range(share) if time.perf_counter() < stop]
+
+        shares = [total // concurrency + (i < total % concurrency) for i in range(concurrency)]
+        done = [item for part in pool.map(worker, shares) for item in part]
+        seconds = time.perf_counter() - start
+    latencies = sorted(latency for latency, ok, _ in done if ok)
+    batches = [batch for _, ok, batch in done if ok]
+    return {
+        "requests": len(done),
+        "errors": sum(not ok for _, ok, _ in done),
+        "requests_per_s": len(latencies) / seconds,
+        "p50_s": latencies[len(latencies) // 2] if latencies else math.nan,
+        "p95_s": latencies[min(len(latencies) - 1, math.ceil(0.95 * len(latencies)) - 1)] if latencies else math.nan,
+        "mean_batch": sum(batches) / len(batches) if batches else math.nan,
+    }
+
+
+def serve_table(results: dict[str, dict]) -> str:
+    """One row per mode and concurrency: requests/s, p50, p95, mean forward batch, errors; then peak RSS."""
+    lines = ["| serving | concurrency | requests | requests/s | p50 s | p95 s | mean batch | errors |"]
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for mode, result in results.items():
+        for concurrency, level in result["levels"].items():
+            lines.append(
+                f"| {mode} | {concurrency} | {level['requests']} | {fmt(level['requests_per_s'])} | "
+                f"{fmt(level['p50_s'])} | {fmt(level['p95_s'])} | {fmt(level['mean_batch'])} | {level['errors']} |"
+            )
+    lines.append("")
+    lines += [f"peak RSS of the server, {mode}: {fmt(result['peak_rss_mb'])} MB" for mode, result in results.items()]
+    return "\n".join(lines)
+
+
+def serve_target_lines(results: dict[str, dict]) -> list[str]:
+    """The issue's targets at concurrency 16."""
+    on, off = results["batching on"]["levels"][16], results["batching off"]["levels"][16]
+    ratio = on["requests_per_s"] / off["requests_per_s"]
+    errors = sum(level["errors"] for result in results.values() for level in result["levels"].values())
+    return [
+        f"- batching ≥ 1.5× the requests/s of batch-1 serving at concurrency 16: {ratio:.2f}× "
+        f"{'met' if ratio >= 1.5 else 'MISSED'}",
+        f"- p95 < 3 s at concurrency 16 with batching: {fmt(on['p95_s'])} s {'met' if on['p95_s'] < 3 else 'MISSED'}",
+        f"- no errors below the queue bound: {errors} {'met' if errors == 0 else 'MISSED'}",
+    ]
+
+
 # ----------------------------------------------------------------------------------------------------- main
 
 
@@ -547,6 +686,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--loader-files", type=int, default=LOADER_FILES, help="files the loader reads (0: all)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--quick", action="store_true", help="a smoke run: few files, tiny photos, one process")
+    parser.add_argument(
+        "--serve", action="store_true", help="only the serving benchmark: pix2color-serve on loopback, about 5 min"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -556,6 +698,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.worker:
         worker(json.loads(args.worker))
         return 0
+    if args.serve:
+        return serve_main(args)
     start = time.perf_counter()
     machine = machine_info(args.device)
     loader = loader_section(args.data, args.size, QUICK_FILES if args.quick else args.loader_files)
@@ -570,6 +714,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         summary = {"machine": machine, "matmul": matmul, "loader": loader, "paths": paths, "results": results}
         args.json.write_text(json.dumps(summary, indent=2) + "\n")
+    return 0
+
+
+def serve_main(args: argparse.Namespace) -> int:
+    """``--serve``: the serving table and its targets (CPU only; loopback only; stops by itself)."""
+    start = time.perf_counter()
+    machine = machine_info("cpu")
+    results = serve_section(args)
+    print(
+        f"{machine['cpu']}, {machine['cores']} cores ({machine['cpu_capability']}, bf16 kernels: "
+        f"{'yes' if machine['bf16_kernels'] else 'no'}), torch {machine['torch']}, load average "
+        f"{machine['load_average_start']} at start, {os.getloadavg()[0]:.2f} at end; render size {args.render_size}; "
+        f"total {time.perf_counter() - start:.0f} s\n"
+    )
+    print(serve_table(results), "", "Targets (concurrency 16):", *serve_target_lines(results), sep="\n")
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine, "serve": results}, indent=2) + "\n")
     return 0
 
 

@@ -1,0 +1,81 @@
+"""The served model: the checkpoint's generator behind every render size and saturation a request asks for."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from pix2color.inference import Colorizer
+
+MAX_RENDER_SIZE = 1024  # larger squares cost seconds and gigabytes per photo
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a request may choose: the square the model runs at and the factor on its colours."""
+
+    render_size: int
+    saturation: float
+
+
+class ServedModel:
+    """A :class:`Colorizer` loaded once; each batch runs through one that shares its generator.
+
+    Args:
+        colorizer: built by :meth:`Colorizer.from_checkpoint`; its render size is the default.
+        info: what ``GET /v1/model`` reports (see :func:`checkpoint_info`).
+    """
+
+    def __init__(self, colorizer: Colorizer, info: dict[str, Any]):
+        self.colorizer = colorizer
+        self.info = info | {"render_size": colorizer.render_size, "device": str(colorizer.device)}
+
+    @classmethod
+    def load(cls, checkpoint: str | Path, device: str, render_size: int | None, max_batch: int) -> ServedModel:
+        """Load the checkpoint; one warm-up pass so that the first request is not the slow one.
+
+        Raises:
+            CheckpointError, ConfigError: as :meth:`Colorizer.from_checkpoint`.
+        """
+        colorizer = Colorizer.from_checkpoint(checkpoint, device, render_size, batch_size=max_batch)
+        model = cls(colorizer, checkpoint_info(checkpoint))
+        model.colorize(Settings(colorizer.render_size, 1.0), [Image.new("RGB", (32, 32), (128, 128, 128))])
+        return model
+
+    def colorize(self, settings: Settings, images: Sequence[Image.Image]) -> list[Image.Image]:
+        """Colour ``images`` in one forward pass (chunks of the batch size) at ``settings``."""
+        base = self.colorizer
+        colorizer = Colorizer(
+            base.generator, base.space, settings.render_size, settings.saturation, base.device, base.batch_size
+        )
+        return colorizer.colorize_batch(images)
+
+
+def checkpoint_info(path: str | Path) -> dict[str, Any]:
+    """Encoder, stage, step, epoch, training size and validation metrics stored in a checkpoint."""
+    from pix2color.checkpoint import load_checkpoint
+
+    state = load_checkpoint(path)
+    config = state["config"]
+    metrics = {name: _number(value) for name, value in (state.get("metrics") or {}).items()}
+    return {
+        "encoder": config.get("model", {}).get("encoder"),
+        "stage": state["stage"],
+        "step": state.get("step"),
+        "epoch": state.get("epoch"),
+        "training_size": config.get("data", {}).get("size"),
+        "color_space": config.get("color", {}).get("space"),
+        "metrics": metrics,
+        "max_render_size": MAX_RENDER_SIZE,
+    }
+
+
+def _number(value: Any) -> float | None:
+    """A metric as JSON can carry it: NaN and Inf become null."""
+    number = float(value)
+    return number if math.isfinite(number) else None

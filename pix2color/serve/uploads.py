@@ -1,0 +1,141 @@
+"""Uploads in, images out: the body read under a size cap, the file judged by decoding it, the result encoded.
+
+Nothing here trusts the client's file name or content type: a photo is whatever Pillow decodes (with the same
+decompression-bomb pixel cap as ``infer.py``), and the name is never used.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+from fastapi import HTTPException, Request
+from PIL import Image, UnidentifiedImageError
+from starlette.datastructures import UploadFile
+from starlette.types import Message, Receive
+
+from pix2color.commands.infer import FORMATS, JPEG_QUALITY, PNG_COMPRESS_LEVEL
+from pix2color.data import DEFAULT_MAX_PIXELS, open_image
+from pix2color.errors import DataError
+
+MEDIA_TYPES = {"png": "image/png", "jpg": "image/jpeg"}
+FORM_OVERHEAD = 64 * 1024  # multipart boundaries and part headers, on top of the file itself
+FIELD = "file"
+
+
+class UploadTooLarge(Exception):
+    """The request body passed the upload cap while it was being read."""
+
+
+class Upload(io.BytesIO):
+    """The uploaded bytes; decoding errors name it "the uploaded file", never a path or an object address."""
+
+    def __repr__(self) -> str:
+        return "the uploaded file"
+
+    __str__ = __repr__
+
+
+async def read_upload(request: Request, max_bytes: int) -> bytes:
+    """The bytes of the ``file`` field of a multipart/form-data request, refused once they pass ``max_bytes``.
+
+    The cap is enforced while the body streams in: a client cannot make the server store more than
+    ``max_bytes`` plus :data:`FORM_OVERHEAD`, whatever its Content-Length says (or leaves out).
+
+    Raises:
+        HTTPException: 415 (not multipart/form-data), 413 (too large), 400 (no ``file`` field, bad form).
+    """
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise HTTPException(415, f"send the photo as multipart/form-data in a field named '{FIELD}'.")
+    limit = max_bytes + FORM_OVERHEAD
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(max_bytes)
+    capped = Request(request.scope, _capped(request.receive, limit))
+    try:
+        form = await capped.form(max_files=1, max_fields=16)
+    except UploadTooLarge:
+        raise _too_large(max_bytes) from None
+    upload = form.get(FIELD)
+    if not isinstance(upload, UploadFile):
+        raise HTTPException(400, f"the form has no file in a field named '{FIELD}'; attach the photo there.")
+    data = await upload.read()
+    await form.close()
+    if len(data) > max_bytes:
+        raise _too_large(max_bytes)
+    if not data:
+        raise HTTPException(400, "the uploaded file is empty; attach a photo.")
+    return data
+
+
+def _capped(receive: Receive, limit: int) -> Receive:
+    """``receive`` that raises :class:`UploadTooLarge` once the body passes ``limit`` bytes."""
+    received = 0
+
+    async def capped_receive() -> Message:
+        nonlocal received
+        message = await receive()
+        received += len(message.get("body", b""))
+        if received > limit:
+            raise UploadTooLarge
+        return message
+
+    return capped_receive
+
+
+def _too_large(max_bytes: int) -> HTTPException:
+    return HTTPException(413, f"the upload is larger than this server's limit of {max_bytes / 2**20:g} MB.")
+
+
+def decode_upload(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode an uploaded photo (EXIF orientation applied, any mode) once its header passes the pixel cap.
+
+    Raises:
+        HTTPException: 413 when the header claims over ``max_pixels``, 400 when Pillow cannot decode it.
+    """
+    _check_pixels(data, max_pixels)
+    try:
+        return open_image(Upload(data), max_pixels)
+    except DataError as exc:
+        cause = exc.__cause__
+        reason = "not a format Pillow knows" if isinstance(cause, UnidentifiedImageError) else _first_line(cause)
+        raise HTTPException(
+            400, f"the uploaded file cannot be read as an image ({reason}); send a JPEG, PNG, WebP or TIFF photo."
+        ) from None
+
+
+def _check_pixels(data: bytes, max_pixels: int) -> None:
+    """Refuse a decompression bomb from its header, before any pixel is decoded (a bad header passes: the
+    decoder then says what is wrong)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(Upload(data)) as img:
+                width, height = img.size
+    except Image.DecompressionBombError:  # Pillow's own cap, at twice its MAX_IMAGE_PIXELS
+        width = height = None
+    except Exception:
+        return
+    if width is None or width * height > max_pixels:
+        size = "" if width is None else f" ({width}x{height} = {width * height:,})"
+        raise HTTPException(
+            413,
+            f"the image has more pixels{size} than this server's limit of {max_pixels:,} (refused as a "
+            "possible decompression bomb); send a smaller image.",
+        )
+
+
+def _first_line(exc: BaseException | None) -> str:
+    text = str(exc).strip() if exc is not None else ""
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def encode_image(image: Image.Image, fmt: str) -> bytes:
+    """PNG (alpha kept) or JPEG (alpha dropped) bytes with the image's ICC profile, as ``infer.py`` writes."""
+    buffer = io.BytesIO()
+    profile = image.info.get("icc_profile")
+    if fmt == "jpg":
+        image.convert("RGB").save(buffer, FORMATS[fmt], quality=JPEG_QUALITY, icc_profile=profile)
+    else:
+        image.save(buffer, FORMATS[fmt], compress_level=PNG_COMPRESS_LEVEL, icc_profile=profile)
+    return buffer.getvalue()
