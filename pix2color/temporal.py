@@ -17,33 +17,19 @@ the smoothing, so no colour bleeds across a cut.
 
 from __future__ import annotations
 
-import typing
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pix2color.errors import ConfigError
+from pix2color.video_options import TemporalMode, check_temporal
 
-TemporalMode = Literal["off", "ema", "flow"]
-TEMPORAL_MODES = typing.get_args(TemporalMode)
 HISTOGRAM_BINS = 64
 FB_RELATIVE = 0.01  # forward-backward check: |f + b|^2 < FB_RELATIVE (|f|^2 + |b|^2) + FB_ABSOLUTE
 FB_ABSOLUTE = 0.5
 FARNEBACK = {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 3, "poly_n": 5, "poly_sigma": 1.2}
-
-
-def check_temporal(mode: str, strength: float, scene_cut: float) -> None:
-    """Raise ConfigError naming a bad mode, strength (0..1) or scene-cut threshold (0..1]."""
-    if mode not in TEMPORAL_MODES:
-        raise ConfigError(f"temporal mode {mode!r} is not valid; valid modes: {', '.join(TEMPORAL_MODES)}.")
-    if not 0 <= strength < 1:
-        raise ConfigError(f"temporal strength {strength} must be in [0, 1) (0 smooths nothing).")
-    if not 0 < scene_cut <= 1:
-        raise ConfigError(f"scene-cut threshold {scene_cut} must be in (0, 1] (1 never cuts).")
 
 
 def lightness_histogram(lightness: Tensor) -> Tensor:

@@ -18,7 +18,6 @@ import contextlib
 import heapq
 import itertools
 import json
-import re
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -32,40 +31,10 @@ import torch
 from pix2color.errors import DataError
 from pix2color.files import atomic_write
 from pix2color.inference import Colorizer
-from pix2color.temporal import TemporalMode, TemporalSmoother, check_temporal
+from pix2color.temporal import TemporalSmoother
+from pix2color.video_options import FRAME_SEQUENCE_RATE, VideoOptions, is_frame_sequence
 
-VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".wmv", ".flv", ".3gp"}
-)
-VIDEO_CODECS = ("libx264", "libx265", "libvpx-vp9", "libsvtav1")  # all take --crf; all fit in MP4
-FRAME_PATTERN = re.compile(r"%0?\d*d")  # an image sequence, as FFmpeg's image2 names it: frames/%06d.png
-FRAME_SEQUENCE_RATE = 24  # frames/s given to a frame-folder input
-CHUNK_FRAMES = 240
 Routed = tuple  # (packet, the output stream it goes to; None: the video stream)
-
-
-@dataclass(frozen=True)
-class VideoOptions:
-    """How a video is encoded and smoothed; a change of any of these restarts a resumed video."""
-
-    codec: str = "libx264"
-    crf: int = 18
-    temporal: TemporalMode = "flow"
-    strength: float = 0.6
-    scene_cut: float = 0.3
-    chunk_frames: int = CHUNK_FRAMES
-
-    def check(self) -> None:
-        """Raise ConfigError naming a bad codec, crf, temporal setting or chunk length."""
-        from pix2color.errors import ConfigError
-
-        if self.codec not in VIDEO_CODECS:
-            raise ConfigError(f"video codec {self.codec!r} is not valid; valid codecs: {', '.join(VIDEO_CODECS)}.")
-        if not 0 <= self.crf <= 51:
-            raise ConfigError(f"crf {self.crf} must be in 0..51 (0 lossless, 18 visually lossless, 23 smaller).")
-        if self.chunk_frames < 1:
-            raise ConfigError(f"chunk frames {self.chunk_frames} must be 1 or more.")
-        check_temporal(self.temporal, self.strength, self.scene_cut)
 
 
 @dataclass(frozen=True)
@@ -79,25 +48,6 @@ class VideoInfo:
     rotation: int
 
 
-def is_frame_sequence(text: str) -> bool:
-    """Whether an input names an image sequence (``frames/%06d.png``)."""
-    return bool(FRAME_PATTERN.search(Path(text).name))
-
-
-def is_video_file(path: Path) -> bool:
-    return path.suffix.lower() in VIDEO_EXTENSIONS
-
-
-def list_videos(folder: Path) -> list[Path]:
-    """Video files under ``folder``, recursively and sorted; hidden entries (a parts folder) skipped."""
-    found = []
-    for path in sorted(folder.rglob("*")):
-        hidden = any(part.startswith(".") for part in path.relative_to(folder).parts)
-        if not hidden and path.is_file() and is_video_file(path):
-            found.append(path)
-    return found
-
-
 @contextlib.contextmanager
 def open_video(source: str | Path) -> Iterator[av.container.InputContainer]:
     """Open a video file or image sequence for decoding; unreadable input raises DataError naming it."""
@@ -105,7 +55,8 @@ def open_video(source: str | Path) -> Iterator[av.container.InputContainer]:
     try:
         container = av.open(str(source), format="image2" if options else None, options=options)
     except (av.FFmpegError, OSError) as exc:
-        raise DataError(f"{source} is not a readable video ({exc}); check or re-download the file.") from exc
+        reason = getattr(exc, "strerror", None) or exc
+        raise DataError(f"{source} is not a readable video ({reason}); check or re-download the file.") from exc
     try:
         if not container.streams.video:
             raise DataError(f"{source} has no video stream.")
@@ -130,7 +81,8 @@ def decode_frames(source: str | Path, skip: int = 0) -> Iterator[np.ndarray]:
                     yield frame.to_ndarray(format="rgb24")
                 index += 1
         except av.FFmpegError as exc:
-            raise DataError(f"{source} is damaged after frame {index} ({exc}); check or re-download the file.") from exc
+            reason = exc.strerror or exc
+            raise DataError(f"{source} is damaged after frame {index} ({reason}); check or re-download it.") from exc
 
 
 def probe(source: str | Path) -> VideoInfo:
@@ -194,7 +146,7 @@ def colorize_video(
     colorizer: Colorizer,
     source: str | Path,
     target: Path,
-    options: VideoOptions = VideoOptions(),
+    options: VideoOptions | None = None,
     identity: dict | None = None,
     fresh: bool = False,
     progress: Callable[[VideoInfo, int], object] | None = None,
@@ -205,7 +157,7 @@ def colorize_video(
         colorizer: colours the frames; its batch size is the frames per forward pass.
         source: a video file, or an image sequence such as ``frames/%06d.png``.
         target: the output file; its parts folder lies beside it.
-        options: codec, crf, temporal smoothing and chunk length.
+        options: codec, crf, temporal smoothing and chunk length (default: :class:`VideoOptions`).
         identity: what else the output depends on (checkpoint, render size...): a change restarts it.
         fresh: drop the chunks of an earlier run even when the settings match.
         progress: called with (info, frames already done) once; returns a bar with ``update(n)``, or None.
@@ -216,6 +168,7 @@ def colorize_video(
     Raises:
         DataError: the input cannot be read.
     """
+    options = options or VideoOptions()
     options.check()
     info = probe(source)
     store = ChunkStore(target, _settings(source, info, options, identity))
