@@ -107,7 +107,7 @@ class TemporalSmoother:
 
     mode: TemporalMode = "flow"
     strength: float = 0.6
-    scene_cut: float = 0.3
+    scene_cut: float = 0.25
     previous_chroma: Tensor | None = None  # (1, 2, S, S): the last frame's smoothed chroma
     previous_lightness: Tensor | None = None  # (1, 1, S, S)
     cuts: int = 0  # scene cuts seen so far (the first frame does not count)

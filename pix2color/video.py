@@ -112,8 +112,8 @@ class ChunkStore:
         """Create the folder, or keep one of an earlier run with the same settings; returns its completed chunks."""
         settings = json.dumps(self.settings, indent=2, sort_keys=True) + "\n"
         saved = self.folder / "settings.json"
-        if fresh or (self.folder.exists() and (not saved.exists() or saved.read_text() != settings)):
-            shutil.rmtree(self.folder)
+        if fresh or not saved.exists() or saved.read_text() != settings:
+            shutil.rmtree(self.folder, ignore_errors=True)
         if not saved.exists():
             with atomic_write(saved) as handle:
                 handle.write(settings.encode())

@@ -33,7 +33,7 @@ class VideoOptions:
     crf: int = 18
     temporal: TemporalMode = "flow"
     strength: float = 0.6
-    scene_cut: float = 0.3
+    scene_cut: float = 0.25
     chunk_frames: int = CHUNK_FRAMES
 
     def check(self) -> None:
