@@ -139,6 +139,21 @@ class Colorizer:
         """Colour a batch from its lightness alone: (B, 3, H, W) uint8, any H, W -> (B, 3, H, W) uint8."""
         return self._join(rgb, self._predict(self._render_lightness(rgb))).contiguous()
 
+    def render_lightness(self, rgb: Tensor) -> Tensor:
+        """(B, 3, H, W) uint8 -> the model input, lightness (B, 1, S, S) in [-1, 1] on the device."""
+        return self._render_lightness(rgb)
+
+    def predict_chroma(self, lightness: Tensor) -> Tensor:
+        """Lightness (B, 1, S, S) from :meth:`render_lightness` -> chroma (B, 2, S, S) float32."""
+        return self._predict(lightness)
+
+    def join(self, rgb: Tensor, chroma: Tensor) -> Tensor:
+        """Full-resolution lightness of rgb (B, 3, H, W) uint8 + chroma (B, 2, S, S) -> (B, 3, H, W) uint8.
+
+        The result is channels-last in memory: ``.permute(0, 2, 3, 1)`` gives (B, H, W, 3) without a copy.
+        """
+        return self._join(rgb, chroma)
+
     def _render_lightness(self, rgb: Tensor) -> Tensor:
         """(B, 3, H, W) uint8 -> the model input: lightness (B, 1, S, S) in [-1, 1] on the device.
 

@@ -171,6 +171,73 @@ def summarize(per_image: dict[str, Tensor], target_colorfulness: Tensor | None =
     return summary
 
 
+CDC_DISTANCES = (1, 2, 4)
+HISTOGRAM_BINS = 256
+
+
+def rgb_histograms(frames: Tensor) -> Tensor:
+    """Normalised 256-bin histograms of each RGB channel.
+
+    Args:
+        frames: (T, 3, H, W) uint8 RGB.
+
+    Returns:
+        (T, 3, 256) float64, each row summing to 1.
+    """
+    _check_images(frames, "frames")
+    values = frames.flatten(2).long()
+    counts = torch.zeros(*values.shape[:2], HISTOGRAM_BINS, dtype=torch.float64, device=frames.device)
+    counts.scatter_add_(2, values, torch.ones_like(values, dtype=torch.float64))
+    return counts / values.shape[2]
+
+
+def jensen_shannon(p: Tensor, q: Tensor) -> Tensor:
+    """Jensen-Shannon divergence (natural log) of distributions along the last dim: ½KL(p‖m) + ½KL(q‖m)."""
+    m = (p + q) / 2
+
+    def kl(a: Tensor) -> Tensor:
+        return torch.where(a > 0, a * (a / m).log(), torch.zeros_like(a)).sum(dim=-1)
+
+    return 0.5 * kl(p) + 0.5 * kl(q)
+
+
+def cdc(histograms: Tensor, distances: Sequence[int] = CDC_DISTANCES) -> float:
+    """Colour distribution consistency of a clip (lower is steadier), as Liu et al. 2021 define it.
+
+    For each d: the mean over t and the R, G, B channels of JS(hist_t, hist_t+d); then the mean over d.
+
+    Args:
+        histograms: (T, 3, 256) from :func:`rgb_histograms` of the clip's frames in order, T > max(distances).
+        distances: the frame gaps d.
+
+    Raises:
+        ValueError: too few frames.
+    """
+    if histograms.shape[0] <= max(distances):
+        raise ValueError(f"cdc needs more than {max(distances)} frames, got {histograms.shape[0]}")
+    per_distance = [jensen_shannon(histograms[:-d], histograms[d:]).mean() for d in distances]
+    return torch.stack(per_distance).mean().item()
+
+
+def warp_error(warped_previous: Tensor, current: Tensor, valid: Tensor) -> Tensor:
+    """Mean squared RGB difference (on [0, 1]) between frame t and frame t-1 warped onto it, over valid pixels.
+
+    Lai et al. 2018's E_warp: the flow and its occlusion mask come from the source clip.
+
+    Args:
+        warped_previous: (B, 3, H, W) uint8, frame t-1 warped onto frame t.
+        current: (B, 3, H, W) uint8, frame t.
+        valid: (B, 1, H, W) bool or 0/1, the non-occluded pixels.
+
+    Returns:
+        (B,) float32; 0 where no pixel is valid.
+    """
+    _check_pair(warped_previous, current)
+    squared = ((warped_previous.double() - current.double()) / 255).square().mean(dim=1, keepdim=True)
+    mask = valid.double()
+    return ((squared * mask).sum(dim=(1, 2, 3)) / mask.sum(dim=(1, 2, 3)).clamp(min=1)).float()
+
+
 def optional_metrics_status(torch_home: str | Path | None = None) -> dict[str, str]:
     """Why LPIPS and FID are not in the report: their backbone weights, and their code, are missing.
 

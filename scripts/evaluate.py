@@ -9,6 +9,12 @@ and ΔCF. A ``gray`` row (ab = 0) and the ground truth's colorfulness are the re
         --checkpoint runs/quickstart/checkpoints/gan/best.pt
 
 compare.py imports the checkpoint and image helpers below.
+
+``--video CLIP [CLIP ...] [--truth COLOR_CLIP]`` measures flicker instead: CDC, warp error and colourfulness
+of each clip (e.g. one colorized with ``--temporal off`` and one with ``flow``), PSNR against the colour
+original, and the original's own row (see :mod:`pix2color.flicker`):
+
+    python scripts/evaluate.py --video colored/off.mp4 colored/flow.mp4 --truth film_in_colour.mp4
 """
 
 from __future__ import annotations
@@ -221,7 +227,43 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+VIDEO_HEADERS = {"frames": "frames", "cdc": "CDC ↓", "warp_error": "warp error ↓", "colorfulness": "colorfulness ↑"}
+VIDEO_DIGITS = {"frames": 0, "cdc": 5, "warp_error": 6, "colorfulness": 2, "psnr": 2}
+
+
+def evaluate_videos(args: argparse.Namespace) -> int:
+    """Print (and with --out, write) the flicker table of ``--video`` clips, against ``--truth`` when given."""
+    from pix2color.flicker import clip_scores
+
+    rows = {str(clip): clip_scores(clip, args.truth, args.limit) for clip in args.video}
+    if args.truth is not None:
+        rows[TRUTH] = clip_scores(args.truth, limit=args.limit)
+    headers = VIDEO_HEADERS | ({"psnr": "PSNR ↑"} if args.truth is not None else {})
+    lines = ["| clip | " + " | ".join(headers.values()) + " |", "|---|" + "---:|" * len(headers)]
+    for label, scores in rows.items():
+        cells = [f"{scores[name]:.{VIDEO_DIGITS[name]}f}" if name in scores else "–" for name in headers]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    print("\n".join(lines))
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "video_summary.json").write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+def parse_video_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Measure the flicker of colorized clips (CDC, warp error).")
+    parser.add_argument("--video", nargs="+", required=True, type=Path, help="clips: files or frames/%%06d.png")
+    parser.add_argument("--truth", type=Path, help="the colour original: adds PSNR and its own row")
+    parser.add_argument("--limit", type=at_least(0), default=0, help="the first N frames only (0: all)")
+    parser.add_argument("--out", type=Path, help="also write video_summary.json here")
+    return parser.parse_args(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--video" in argv:
+        video_args = parse_video_args(argv)
+        return run_cli(lambda: evaluate_videos(video_args))
     args = parse_args(argv)
     return run_cli(lambda: evaluate(args))
 

@@ -1,4 +1,6 @@
-"""``infer.py``: colorize photos (files, folders, globs) with a trained checkpoint.
+"""``infer.py``: colorize photos and videos (files, folders, globs) with a trained checkpoint.
+
+Videos are planned and coloured by :mod:`pix2color.commands.infer_video`.
 
 Outputs mirror each input folder's tree under ``--out``. An input is never overwritten, existing
 outputs are skipped unless ``--overwrite``, and an unreadable photo is reported and skipped: the run
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pix2color.commands.common import run_cli
+from pix2color.commands.infer_video import EXIT_INTERRUPTED, add_video_args, colorize_videos, split_inputs
 from pix2color.config import Backend, Device
 from pix2color.errors import DataError, UserError
 from pix2color.files import atomic_write
@@ -85,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", choices=tuple(FORMATS), default="png", help="output format (default: png)")
     parser.add_argument("--compare", action="store_true", help="also write input | output as <stem>_compare.<ext>")
     parser.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
+    add_video_args(parser)
     return parser
 
 
@@ -97,17 +101,22 @@ def main(argv: list[str] | None = None) -> int:
 def colorize_files(args: argparse.Namespace) -> int:
     """Plan, colorize, print the summary; 1 when any photo failed, else 0."""
     out = Path(args.out)
-    jobs = plan_jobs(args.inputs, out, args.format, args.compare)
+    photo_inputs, videos = split_inputs(args.inputs, out)
+    jobs = plan_jobs(photo_inputs, out, args.format, args.compare) if photo_inputs or not videos else []
     todo = [job for job in jobs if args.overwrite or not job.target.exists()]
+    todo_videos = [job for job in videos if args.overwrite or not job.target.exists()]
     tally: Counter[str] = Counter()
-    if todo:
+    if todo or todo_videos:
         from pix2color.inference import Colorizer
 
         colorizer = Colorizer.from_checkpoint(
             args.checkpoint, args.device, args.render_size, args.saturation, args.batch_size, args.backend
         )
-        tally = _colorize_jobs(colorizer, todo, args)
-    skipped = len(jobs) - len(todo)
+        tally = _colorize_jobs(colorizer, todo, args) if todo else tally
+        tally += colorize_videos(colorizer, todo_videos, args)
+    if tally["interrupted"]:
+        return EXIT_INTERRUPTED
+    skipped = len(jobs) + len(videos) - len(todo) - len(todo_videos)
     why = f" (already in {out}; --overwrite redoes them)" if skipped else ""
     print(f"{tally['done']} colorized, {skipped} skipped{why}, {tally['failed']} failed")
     return 1 if tally["failed"] else 0
