@@ -26,6 +26,7 @@ Schedule = Literal["onecycle", "cosine"]
 ColorSpace = Literal["lab", "luv"]
 Device = Literal["auto", "cpu", "cuda"]
 Backend = Literal["torch", "onnxruntime"]  # what runs the generator in inference
+Precision = Literal["auto", "fp32"]  # inference arithmetic: the autocast choice of runtime.amp_dtype, or plain fp32
 Metric = Literal["psnr", "ssim", "colorfulness", "delta_cf", "ciede2000", "l1"]
 
 
