@@ -105,3 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     return run_cli(run)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
