@@ -22,6 +22,7 @@ from pix2color.errors import ConfigError
 ColorSpace = Literal["lab", "luv"]
 Device = Literal["auto", "cpu", "cuda"]
 Backend = Literal["torch", "onnxruntime"]  # what runs the generator in inference
+Precision = Literal["auto", "fp32"]  # inference arithmetic: the autocast choice of runtime.amp_dtype, or plain fp32
 
 
 def named_choices() -> dict[str, typing.Collection[str]]:

@@ -15,6 +15,7 @@ import dataclasses
 import typing
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,38 +25,62 @@ from torch import Tensor, nn
 
 from pix2color import color
 from pix2color.checkpoint import load_checkpoint, load_weights
-from pix2color.config import Backend, Config, check_size, config_from_dict
+from pix2color.config import Backend, Config, Precision, check_size, config_from_dict
 from pix2color.data import to_rgb
 from pix2color.errors import ConfigError
 from pix2color.models.generator import build_generator
 from pix2color.runtime import amp_dtype, autocast, resolve_device
 
 BACKENDS = typing.get_args(Backend)
+PRECISIONS = typing.get_args(Precision)
 STRIP_PIXELS = 1 << 19  # full-resolution work runs in strips of about this many pixels
 RGB_PROFILE = b"RGB "  # ICC header bytes 16..19 name the profile's colour space
 
 
 def load_generator(path: str | Path) -> tuple[nn.Module, Config]:
-    """Rebuild a checkpoint's generator on the CPU, in eval mode, from the config stored inside it.
+    """Rebuild the generator of a checkpoint (.pt) or of a release folder, on the CPU, in eval mode.
 
-    Pretrained weights are switched off: every weight (fusion classifier included) comes from the
-    checkpoint, so nothing is downloaded. The EMA weights are used when the checkpoint has them.
+    The model is built from the config stored with the weights; pretrained weights are switched off,
+    so every weight (fusion classifier included) comes from the file and nothing is downloaded. A
+    checkpoint's EMA weights are used when it has them; a release's fp16 weights load as fp32.
 
     Raises:
         CheckpointError: missing, truncated, unsafe, or weights that do not fit the stored config.
         ConfigError: the stored config has unknown keys or wrong types.
     """
-    state = load_checkpoint(path)
-    cfg = config_from_dict(state["config"], source=str(path))
-    generator = build_generator(dataclasses.replace(cfg.model, pretrained="none"), cfg.data.size)
+    if Path(path).is_dir():
+        from pix2color.release import read_release
+
+        weights, raw_config, what = read_release(path)
+    else:
+        state = load_checkpoint(path)
+        (weights, what), raw_config = inference_weights(state), state["config"]
+    return rebuild_generator(raw_config, weights, what, path)
+
+
+def inference_weights(state: dict[str, Any]) -> tuple[dict[str, Tensor], str]:
+    """A checkpoint's weights for inference, and what they are: its EMA generator when it has one."""
     ema = state.get("generator_ema")
-    weights, what = (state["generator"], "generator") if ema is None else (ema, "EMA generator")
-    load_weights(generator, weights, what, path)
+    return (state["generator"], "generator") if ema is None else (ema, "EMA generator")
+
+
+def rebuild_generator(
+    raw_config: dict[str, Any], weights: dict[str, Tensor], what: str, source: str | Path
+) -> tuple[nn.Module, Config]:
+    """The generator that ``raw_config`` (nested dicts) describes, with ``weights``, in eval mode.
+
+    Raises:
+        CheckpointError: the weights do not fit the architecture; the message names ``source`` and ``what``.
+        ConfigError: the config has unknown keys or wrong types.
+    """
+    cfg = config_from_dict(raw_config, source=str(source))
+    generator = build_generator(dataclasses.replace(cfg.model, pretrained="none"), cfg.data.size)
+    load_weights(generator, weights, what, source)
     return generator.eval(), cfg
 
 
 class Colorizer:
-    """Colours photos with a trained generator; build it with :meth:`from_checkpoint`.
+    """Colours photos with a trained generator; build it with :meth:`from_checkpoint` (or :meth:`from_pretrained`).
 
     Args:
         generator: maps lightness (B, 1, S, S) in [-1, 1] to chroma (B, 2, S, S).
@@ -64,6 +89,8 @@ class Colorizer:
         saturation: factor on the predicted chroma (1 as trained, 0 gray, above 1 more vivid).
         device: where the model and the colour conversions run.
         batch_size: photos per forward pass.
+        precision: "auto" runs the generator under the autocast that :func:`pix2color.runtime.amp_dtype`
+            picks (fp16 on CUDA, bf16 on CPUs with native bf16, else fp32); "fp32" always in float32.
     """
 
     def __init__(
@@ -74,15 +101,16 @@ class Colorizer:
         saturation: float = 1.0,
         device: str | torch.device = "cpu",
         batch_size: int = 8,
+        precision: Precision = "auto",
     ):
-        _check_settings(render_size, saturation, batch_size)
+        _check_settings(render_size, saturation, batch_size, precision)
         self.device = torch.device(device)
         self.generator = generator.to(self.device, memory_format=torch.channels_last).eval()
         self.space = space
         self.render_size = render_size
         self.saturation = saturation
         self.batch_size = batch_size
-        self.amp = amp_dtype(self.device, enabled=True, requested="auto")  # fp16 on CUDA, bf16 on CPUs with it
+        self.amp = amp_dtype(self.device, enabled=precision == "auto", requested="auto")
 
     @classmethod
     def from_checkpoint(
@@ -93,11 +121,12 @@ class Colorizer:
         saturation: float = 1.0,
         batch_size: int = 8,
         backend: Backend = "torch",
+        precision: Precision = "auto",
     ) -> Colorizer:
-        """Load a stage 1 or stage 2 checkpoint; ``render_size`` defaults to its training size.
+        """Load a stage 1 or stage 2 checkpoint, or a release folder; ``render_size`` defaults to its training size.
 
         ``backend`` "onnxruntime" runs the generator with ONNX Runtime on the CPU (faster there; see
-        :mod:`pix2color.onnx_runtime`), "torch" with PyTorch on ``device``.
+        :mod:`pix2color.onnx_runtime`; always fp32), "torch" with PyTorch on ``device`` at ``precision``.
 
         Raises:
             CheckpointError: the checkpoint is missing, truncated or for another architecture.
@@ -111,12 +140,14 @@ class Colorizer:
             raise ConfigError(f"the onnxruntime backend runs on the CPU; ask for device cpu, not {device.type}.")
         generator, cfg = load_generator(path)
         size = cfg.data.size if render_size is None else render_size
-        colorizer = cls(generator, cfg.color.space, size, saturation, device, batch_size)
+        colorizer = cls(generator, cfg.color.space, size, saturation, device, batch_size, precision)
         if backend == "onnxruntime":  # exported once the settings have passed their checks
             from pix2color.onnx_runtime import OnnxGenerator
 
             colorizer.generator = OnnxGenerator.from_module(colorizer.generator, size)
         return colorizer
+
+    from_pretrained = from_checkpoint  # the name model hubs use, for a folder written by pix2color-export --release
 
     def colorize(self, image: Image.Image) -> Image.Image:
         """Colour one photo; see :meth:`colorize_batch`."""
@@ -241,8 +272,10 @@ def _alpha(image: Image.Image) -> Image.Image:
     return image.getchannel("A") if "A" in image.getbands() else image.convert("RGBA").getchannel("A")
 
 
-def _check_settings(render_size: int, saturation: float, batch_size: int) -> None:
+def _check_settings(render_size: int, saturation: float, batch_size: int, precision: str) -> None:
     check_size(render_size, f"render size {render_size}")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision {precision!r} is not valid; valid precisions: {', '.join(PRECISIONS)}.")
     if saturation < 0:
         raise ConfigError(f"saturation {saturation} must be 0 or more (1 keeps the predicted colours).")
     if batch_size < 1:

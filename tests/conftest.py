@@ -27,10 +27,21 @@ def noise() -> Callable[..., Image.Image]:
     return noise_image
 
 
+def require_shared_data(path: Path = SHARED_DATA) -> Path:
+    """``path`` (under ../shared/data); when it is missing the test fails with one line naming it, no traceback."""
+    if not path.exists():
+        pytest.fail(
+            f"{path} is missing: this test reads the real photos of ../shared/data (expected at {SHARED_DATA}, "
+            "beside the repository); put the project's shared data folder there.",
+            pytrace=False,
+        )
+    return path
+
+
 @pytest.fixture
 def shared_data() -> Path:
-    """The real photos of ../shared/data (read only)."""
-    return SHARED_DATA
+    """The real photos of ../shared/data (read only); a missing folder fails the test with one clear line."""
+    return require_shared_data()
 
 
 @pytest.fixture

@@ -163,6 +163,7 @@ def test_open_image_survives_a_broken_exif_block(tmp_path):
 
 
 def test_open_image_reads_the_shared_bicycles_photo(shared_data):
+    """Reads ../shared/data/bw/DeOldify__bicycles.jpg."""
     path = shared_data / "bw" / "DeOldify__bicycles.jpg"  # said to carry a broken EXIF block
     img = open_image(path)
     assert (img.mode, img.size) == ("L", (1600, 1080))

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from pix2color.commands.common import run_cli
 from pix2color.commands.infer_video import EXIT_INTERRUPTED, add_video_args, colorize_videos, split_inputs
-from pix2color.config import Backend, Device
+from pix2color.config import Backend, Device, Precision
 from pix2color.errors import DataError, UserError
 from pix2color.files import atomic_write
 
@@ -60,7 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
         "inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively) or globs ('a/**/*.tif')"
     )
     parser.add_argument(
-        "--checkpoint", required=True, metavar="CKPT", help="a .pt file from RUN_DIR/checkpoints (stage 1 or 2)"
+        "--checkpoint",
+        required=True,
+        metavar="CKPT",
+        help="a .pt file from RUN_DIR/checkpoints (stage 1 or 2), or a release folder from pix2color-export --release",
     )
     parser.add_argument(
         "--out",
@@ -83,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=typing.get_args(Backend),
         default="torch",
         help="run the model with PyTorch, or with ONNX Runtime on the CPU (faster there; needs the export extra)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=typing.get_args(Precision),
+        default="auto",
+        help="auto: fp16 on CUDA, bf16 on CPUs that run it natively, else fp32; fp32: always (as onnxruntime runs)",
     )
     parser.add_argument("--batch-size", type=int, default=8, metavar="B", help="photos per forward pass (default: 8)")
     parser.add_argument("--format", choices=tuple(FORMATS), default="png", help="output format (default: png)")
@@ -110,7 +119,13 @@ def colorize_files(args: argparse.Namespace) -> int:
         from pix2color.inference import Colorizer
 
         colorizer = Colorizer.from_checkpoint(
-            args.checkpoint, args.device, args.render_size, args.saturation, args.batch_size, args.backend
+            args.checkpoint,
+            args.device,
+            args.render_size,
+            args.saturation,
+            args.batch_size,
+            args.backend,
+            args.precision,
         )
         tally = _colorize_jobs(colorizer, todo, args) if todo else tally
         tally += colorize_videos(colorizer, todo_videos, args)
@@ -125,12 +140,15 @@ def colorize_files(args: argparse.Namespace) -> int:
 def plan_jobs(inputs: Sequence[str], out: Path, fmt: str, compare: bool = False) -> list[Job]:
     """Expand files, folders and globs into jobs whose targets mirror each input folder under ``out``.
 
-    When ``out`` lies inside an input folder, the photos under it are outputs of an earlier run, not
-    inputs; a photo named twice is colorized once.
+    An output is named like its input with the format's extension (``photo.tif`` -> ``photo.png``); where
+    two inputs would share that name (``photo.tif``, ``photo.webp``), each keeps its own extension in
+    front (``photo.tif.png``, ``photo.webp.png``). When ``out`` lies inside an input folder, the photos
+    under it are outputs of an earlier run, not inputs; a photo named twice is colorized once.
 
     Raises:
         UserError: an input that does not exist, no photos at all, an output that would overwrite an
-            input, or two inputs that would be written to the same output.
+            input, or two inputs that would still be written to the same output (same-named photos of
+            two input folders).
     """
     out_dir = out.resolve()
     jobs: dict[Path, Job] = {}
@@ -143,6 +161,7 @@ def plan_jobs(inputs: Sequence[str], out: Path, fmt: str, compare: bool = False)
                 jobs[key] = Job(source, out / source.relative_to(root).with_suffix(f".{fmt}"))
     if not jobs:
         raise UserError(f"no images found in {', '.join(inputs)}; pass image files, folders or globs.")
+    _keep_extensions_where_shared(jobs, fmt)
     _check_targets(jobs, compare)
     return list(jobs.values())
 
@@ -175,6 +194,14 @@ def _static_parts(pattern: Path) -> Iterator[str]:
         if _is_pattern(part):
             return
         yield part
+
+
+def _keep_extensions_where_shared(jobs: dict[Path, Job], fmt: str) -> None:
+    """Rename the targets that two or more jobs share to ``<input name>.<fmt>``, in place."""
+    sharing = Counter(job.target.resolve() for job in jobs.values())
+    for key, job in jobs.items():
+        if sharing[job.target.resolve()] > 1:
+            jobs[key] = Job(job.source, job.target.with_name(f"{job.source.name}.{fmt}"))
 
 
 def _check_targets(jobs: dict[Path, Job], compare: bool) -> None:

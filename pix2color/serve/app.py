@@ -22,6 +22,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from pix2color import __version__
@@ -119,7 +120,7 @@ def create_app(model: ServedModel, options: ServeOptions) -> FastAPI:
         yield
         await batcher.stop()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # FastAPI whose /docs and /redoc load Swagger UI from the package, not a CDN
         title="pix2color",
         version=__version__,
         summary="Colorize photos with a trained pix2color checkpoint.",

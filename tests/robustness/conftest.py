@@ -166,8 +166,10 @@ def make_broken_exif(folder: Path) -> Path:
 
 def copy_broken_exif_photo(folder: Path) -> Path:
     """The real historical photo the data README names for its broken EXIF block (copied, never modified)."""
+    from tests.conftest import require_shared_data
+
     target = folder / BROKEN_EXIF_PHOTO.name
-    shutil.copyfile(BROKEN_EXIF_PHOTO, target)
+    shutil.copyfile(require_shared_data(BROKEN_EXIF_PHOTO), target)
     return target
 
 
@@ -358,7 +360,9 @@ def tiny_config(encoder: str = "resnet18"):
     from pix2color.config import load_config
 
     # Real photos, so that a resumed run gets past its data and the checkpoint itself is what fails.
-    photos = REPO.parent / "shared" / "data" / "val"
+    from tests.conftest import require_shared_data
+
+    photos = require_shared_data(REPO.parent / "shared" / "data" / "val")
     return load_config(None, [*TINY_TRAINING, f"model.encoder={encoder}", f"data.train=[{photos}]"])
 
 

@@ -208,3 +208,15 @@ def wait_until_in_flight(server: Server, count: int, timeout_s: float = 30) -> N
             return
         time.sleep(0.02)
     pytest.fail(f"the server never had {count} requests in flight")
+
+
+def test_the_openapi_docs_load_nothing_from_elsewhere(open_server: Server) -> None:
+    """/docs works offline: Swagger UI's script and stylesheet come from this server, not a CDN."""
+    page = httpx.get(f"{open_server.url}/docs")
+    assert page.status_code == 200 and "/openapi.json" in page.text
+    assets = [part.split('"')[0] for part in page.text.split('src="')[1:] + page.text.split('href="')[1:]]
+    local = [asset for asset in assets if asset.endswith((".js", ".css"))]
+    assert local and all(asset.startswith("/") for asset in local), assets
+    for asset in local:
+        assert httpx.get(f"{open_server.url}{asset}").status_code == 200, asset
+    assert "/v1/colorize" in httpx.get(f"{open_server.url}/openapi.json").json()["paths"]

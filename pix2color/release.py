@@ -1,0 +1,220 @@
+"""A trained model as a folder to share, in the layout model hubs serve: weights, config and a model card.
+
+    RELEASE/model.safetensors   the generator's weights (its EMA weights when it has them), fp16 by default
+    RELEASE/config.yaml         the resolved model and colour config, and the training size
+    RELEASE/README.md           the model card: training data, recipe, steps, validation metrics
+
+safetensors holds tensors and a JSON header, nothing else: loading it runs no code, unlike unpickling
+a ``.pt`` file, so a release is the safe way to pass models around. Without optimizer states,
+discriminator or fp32 copies a ResNet18 U-Net release is about a sixth of a training checkpoint.
+:func:`pix2color.inference.load_generator` (and so ``Colorizer.from_pretrained``, ``infer.py``,
+``evaluate.py`` and ``compare.py``) takes a release folder wherever it takes a checkpoint.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import Tensor
+
+from pix2color.checkpoint import load_checkpoint
+from pix2color.config import Config, config_to_dict
+from pix2color.errors import CheckpointError, UserError
+from pix2color.files import atomic_write
+from pix2color.inference import inference_weights, rebuild_generator
+
+WEIGHTS, CONFIG, CARD = "model.safetensors", "config.yaml", "README.md"
+DTYPES = {"fp16": torch.float16, "fp32": torch.float32}
+FORMAT_VERSION = "1"
+# The metrics the trainer validates with, in the order the card lists them; others follow by name.
+METRIC_ORDER = ("psnr", "ssim", "ciede2000", "colorfulness", "delta_cf", "target_colorfulness", "l1")
+
+
+def export_release(checkpoint: str | Path, out: str | Path, dtype: str = "fp16") -> Path:
+    """Write the release folder ``out`` for ``checkpoint``; returns ``out``.
+
+    Reads the checkpoint's ``generator_ema`` or ``generator``, ``config`` and ``metrics``, and
+    ``step`` and ``stage`` when present. Each file is written atomically; ``out`` may be new, empty or
+    an earlier release, whose files are replaced.
+
+    Args:
+        checkpoint: a pix2color checkpoint (``best.pt``).
+        out: the folder to write.
+        dtype: "fp16" or "fp32", how floating-point weights are stored; integer buffers stay as they are.
+
+    Raises:
+        CheckpointError: the checkpoint cannot be loaded or its weights do not fit its config.
+        UserError: ``out`` is a file, or a folder with other files in it; an unknown ``dtype``.
+    """
+    if dtype not in DTYPES:
+        raise UserError(f"--dtype {dtype} is not valid; valid dtypes: {', '.join(DTYPES)}.")
+    out = Path(out)
+    _check_destination(out)
+    state = load_checkpoint(checkpoint)
+    weights, what = inference_weights(state)
+    generator, cfg = rebuild_generator(state["config"], weights, what, checkpoint)  # refuses weights that do not fit
+    from safetensors.torch import save
+
+    metadata = {"format": "pt", "pix2color_release": FORMAT_VERSION, "dtype": dtype}
+    parameters = sum(p.numel() for p in generator.parameters())
+    files = {
+        WEIGHTS: save(_cast(weights, DTYPES[dtype]), metadata=metadata),
+        CONFIG: yaml.safe_dump(release_config(cfg), sort_keys=False).encode(),
+        CARD: model_card(state, cfg, Path(checkpoint), dtype, parameters).encode(),
+    }
+    for name, data in files.items():
+        with atomic_write(out / name) as handle:
+            handle.write(data)
+    return out
+
+
+def read_release(folder: str | Path) -> tuple[dict[str, Tensor], dict[str, Any], str]:
+    """The weights (floating point as fp32), the config (nested dicts) and a label of a release folder.
+
+    Raises:
+        CheckpointError: the folder is not a release, or a file in it is truncated or not what it should be.
+    """
+    folder = Path(folder)
+    weights_path, config_path = folder / WEIGHTS, folder / CONFIG
+    missing = [path.name for path in (weights_path, config_path) if not path.is_file()]
+    if missing:
+        raise CheckpointError(
+            f"{folder} is a folder but not a pix2color release (no {' or '.join(missing)}); pass a .pt checkpoint "
+            "or a folder written by pix2color-export --release."
+        )
+    from safetensors.torch import load_file
+
+    try:
+        weights = load_file(weights_path)
+    except Exception as exc:  # safetensors raises its own SafetensorError, OSError or ValueError for bad bytes
+        raise CheckpointError(
+            f"{weights_path} is truncated or not a safetensors file ({type(exc).__name__}); export the release again."
+        ) from exc
+    try:
+        raw_config = yaml.safe_load(config_path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise CheckpointError(
+            f"{config_path} is not valid YAML ({type(exc).__name__}); export the release again."
+        ) from exc
+    return _cast(weights, torch.float32), raw_config, "release"
+
+
+def release_config(cfg: Config) -> dict[str, Any]:
+    """What inference needs of a config: the model, the colour space and the training size (the default render size)."""
+    resolved = config_to_dict(cfg)
+    return {"model": resolved["model"], "color": resolved["color"], "data": {"size": cfg.data.size}}
+
+
+def model_card(state: dict[str, Any], cfg: Config, checkpoint: Path, dtype: str, parameters: int) -> str:
+    """The release's README.md: how to use it, what it is, how it was trained and how it scored."""
+    stage = state.get("stage")
+    ema = "generator_ema" in state
+    lines = [
+        "---",
+        "library_name: pix2color",
+        "pipeline_tag: image-to-image",
+        "tags: [image-colorization, pix2pix, unet]",
+        "---",
+        "",
+        f"# pix2color colorization model: {cfg.model.encoder} U-Net, {_stage_name(stage)}",
+        "",
+        "Colours black-and-white photos: reads the lightness L of a Lab image and predicts its colour (ab); "
+        "the colour is joined with the photo's own full-resolution lightness.",
+        "",
+        "## Use",
+        "",
+        "```bash",
+        "pix2color-infer photos/ --checkpoint THIS_FOLDER --out colorized",
+        "```",
+        "",
+        "```python",
+        "from pix2color import Colorizer",
+        'colorizer = Colorizer.from_pretrained("THIS_FOLDER")',
+        "```",
+        "",
+        f"`{WEIGHTS}` holds tensors only: loading it runs no code. Weights stored as {dtype}"
+        f"{' (loaded as fp32)' if dtype != 'fp32' else ''}; {'EMA weights' if ema else 'the generator weights'}.",
+        "",
+        "## Model",
+        "",
+        *_table(
+            ("encoder", cfg.model.encoder),
+            ("parameters", f"{parameters / 1e6:.1f} M"),
+            ("colour space", cfg.color.space),
+            ("training size", f"{cfg.data.size} px"),
+            ("last_cross / self_attention / blur / spectral_norm", _flags(cfg)),
+            ("fusion", cfg.model.fusion),
+        ),
+        "",
+        "## Training",
+        "",
+        *_table(
+            ("training data", ", ".join(cfg.data.train) or "not recorded"),
+            ("validation data", ", ".join(cfg.data.val) or f"{cfg.data.val_fraction:.0%} of the training data"),
+            ("encoder init", cfg.model.pretrained),
+            ("stage", stage or "not recorded"),
+            ("steps", state.get("step", "not recorded")),
+            ("epochs (stage 1 + stage 2)", f"{cfg.stage1.epochs} + {cfg.stage2.epochs}"),
+            ("batch size", cfg.train.batch_size),
+            ("stage 1", f"L1 on ab, lr {cfg.stage1.lr:g}, {cfg.stage1.schedule}"),
+            ("stage 2", _stage2(cfg)),
+            ("EMA decay", cfg.train.ema_decay),
+        ),
+        "",
+        "## Validation metrics (from the checkpoint)",
+        "",
+        *_metrics(state.get("metrics") or {}),
+        "",
+        f"Exported from `{checkpoint.name}` by `pix2color-export --release` on "
+        f"{datetime.date.today().isoformat()}. The full training config:",
+        "",
+        "```json",
+        json.dumps(config_to_dict(cfg), indent=1, default=str),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _cast(weights: dict[str, Tensor], dtype: torch.dtype) -> dict[str, Tensor]:
+    """Floating-point tensors as contiguous ``dtype``; integer buffers (BatchNorm's counts) as they are."""
+    return {name: (t.to(dtype) if t.is_floating_point() else t).contiguous() for name, t in weights.items()}
+
+
+def _check_destination(out: Path) -> None:
+    if out.is_file():
+        raise UserError(f"--release {out} is a file; pass a folder for the release.")
+    if out.is_dir() and any(out.iterdir()) and not (out / WEIGHTS).is_file():
+        raise UserError(f"--release {out} holds other files and is not a release; choose a new or empty folder.")
+
+
+def _stage_name(stage: str | None) -> str:
+    return {"pretrain": "stage 1 (L1)", "gan": "stage 2 (pix2pix GAN)"}.get(stage, "stage not recorded")
+
+
+def _flags(cfg: Config) -> str:
+    model = cfg.model
+    return " / ".join(str(v).lower() for v in (model.last_cross, model.self_attention, model.blur, model.spectral_norm))
+
+
+def _stage2(cfg: Config) -> str:
+    s2, disc = cfg.stage2, cfg.disc
+    return (
+        f"{s2.gan_loss} GAN + {s2.lambda_l1:g} x L1, lr {s2.lr:g}, PatchGAN of {disc.n_layers} layers, {disc.norm} norm"
+    )
+
+
+def _table(*rows: tuple[str, Any]) -> list[str]:
+    return ["| | |", "|---|---|", *(f"| {key} | {value} |" for key, value in rows)]
+
+
+def _metrics(metrics: dict[str, float]) -> list[str]:
+    if not metrics:
+        return ["Not recorded in the checkpoint."]
+    names = [m for m in METRIC_ORDER if m in metrics] + sorted(set(metrics) - set(METRIC_ORDER))
+    return ["| metric | value |", "|---|---:|", *(f"| {name} | {float(metrics[name]):.4g} |" for name in names)]
