@@ -525,6 +525,7 @@ def target_lines(results: dict, machine: dict, args: argparse.Namespace) -> list
     ]
 
 
+<<<<<<< HEAD
 # -------------------------------------------------------------------------------------------------- serving
 
 SERVE_CONCURRENCY = (1, 4, 16)
@@ -662,6 +663,46 @@ def serve_target_lines(results: dict[str, dict]) -> list[str]:
         f"- p95 < 3 s at concurrency 16 with batching: {fmt(on['p95_s'])} s {'met' if on['p95_s'] < 3 else 'MISSED'}",
         f"- no errors below the queue bound: {errors} {'met' if errors == 0 else 'MISSED'}",
     ]
+=======
+# ------------------------------------------------------------------------------------------------------ video
+
+VIDEO_SIZES = {"480p": (854, 480), "1080p": (1920, 1080)}
+VIDEO_FRAMES = 24
+
+
+def video_section(args: argparse.Namespace) -> list[dict]:
+    """Frames/s of ``pix2color.video.colorize_video`` (decode, model, smoothing, join, encode) per size and mode.
+
+    A synthetic clip of VIDEO_FRAMES moving gradient frames per size; the default architecture, random weights.
+    """
+    import av
+    import numpy as np
+
+    from pix2color.video import colorize_video
+    from pix2color.video_options import TEMPORAL_MODES, VideoOptions
+
+    colorizer = build_colorizer(compute_paths(args.device, args.precision, False)["fast"], args.render_size, 4, "cpu")
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for name, (width, height) in VIDEO_SIZES.items():
+            clip = Path(folder) / f"{name}.mp4"
+            with av.open(str(clip), "w") as container:
+                stream = container.add_stream("libx264", rate=24)
+                stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+                for i in range(VIDEO_FRAMES):
+                    shifted = np.asarray(synthetic_photo(width * height / 1e6).resize((width, height)))
+                    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.roll(shifted, 4 * i, axis=1)))
+                    frame.pts = i
+                    container.mux(stream.encode(frame))
+                container.mux(stream.encode(None))
+            for mode in TEMPORAL_MODES:
+                start = time.perf_counter()
+                colorize_video(colorizer, clip, Path(folder) / f"out_{name}_{mode}.mp4", VideoOptions(temporal=mode))
+                seconds = time.perf_counter() - start
+                rows.append({"size": name, "temporal": mode, "frames_per_s": round(VIDEO_FRAMES / seconds, 2)})
+                print(f"video {name} temporal={mode}: {rows[-1]['frames_per_s']} frames/s", flush=True)
+    return rows
+>>>>>>> video
 
 
 # ----------------------------------------------------------------------------------------------------- main
@@ -686,9 +727,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--loader-files", type=int, default=LOADER_FILES, help="files the loader reads (0: all)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--quick", action="store_true", help="a smoke run: few files, tiny photos, one process")
+<<<<<<< HEAD
     parser.add_argument(
         "--serve", action="store_true", help="only the serving benchmark: pix2color-serve on loopback, about 5 min"
     )
+=======
+    parser.add_argument("--video", action="store_true", help="only the video section: frames/s at 480p and 1080p")
+>>>>>>> video
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -698,8 +743,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.worker:
         worker(json.loads(args.worker))
         return 0
+<<<<<<< HEAD
     if args.serve:
         return serve_main(args)
+=======
+    if args.video:
+        rows = video_section(args)
+        if args.json:
+            args.json.write_text(json.dumps({"machine": machine_info(args.device), "video": rows}, indent=2) + "\n")
+        return 0
+>>>>>>> video
     start = time.perf_counter()
     machine = machine_info(args.device)
     loader = loader_section(args.data, args.size, QUICK_FILES if args.quick else args.loader_files)

@@ -130,3 +130,30 @@ def test_optional_metrics_name_the_missing_weights(tmp_path):
     folder.mkdir(parents=True)
     (folder / "inception_v3_google-0cc3c7bd.pth").write_bytes(b"")
     assert "found" in metrics.optional_metrics_status(tmp_path)["fid"]
+
+
+def test_cdc_is_zero_for_a_steady_clip_and_ln2_for_disjoint_histograms():
+    steady = torch.full((6, 3, 8, 8), 100, dtype=torch.uint8)
+    assert metrics.cdc(metrics.rgb_histograms(steady)) == pytest.approx(0.0)
+    alternating = torch.stack([torch.full((3, 8, 8), 10 if t % 2 else 200, dtype=torch.uint8) for t in range(9)])
+    # d = 1 compares disjoint histograms (JS = ln 2); d = 2 and 4 identical ones (0)
+    assert metrics.cdc(metrics.rgb_histograms(alternating)) == pytest.approx(math.log(2) / 3)
+
+
+def test_jensen_shannon_matches_scipy():
+    from scipy.stats import entropy
+
+    p, q = torch.tensor([0.5, 0.5, 0.0]), torch.tensor([0.1, 0.6, 0.3])
+    m = (p + q) / 2
+    expected = 0.5 * entropy(p.numpy(), m.numpy()) + 0.5 * entropy(q.numpy(), m.numpy())
+    assert metrics.jensen_shannon(p.double(), q.double()).item() == pytest.approx(expected)
+
+
+def test_warp_error_counts_only_valid_pixels():
+    current = torch.zeros(1, 3, 4, 4, dtype=torch.uint8)
+    warped = current.clone()
+    warped[..., :2] = 255
+    valid = torch.zeros(1, 1, 4, 4)
+    valid[..., 2:] = 1
+    assert metrics.warp_error(warped, current, valid).item() == 0
+    assert metrics.warp_error(warped, current, torch.ones(1, 1, 4, 4)).item() == pytest.approx(0.5)

@@ -139,7 +139,7 @@ class Flickering(torch.nn.Module):
     the jitter gives the smoothing something measurable to remove: a smooth random chroma field per call.
     """
 
-    def __init__(self, generator: torch.nn.Module, amount: float = 0.15):
+    def __init__(self, generator: torch.nn.Module, amount: float = 0.05):
         super().__init__()
         self.generator, self.amount = generator, amount
         self.rng = torch.Generator().manual_seed(0)
@@ -181,7 +181,7 @@ def test_interrupted_run_resumes_to_the_same_file(clips, tiny_checkpoint, tmp_pa
     """Ctrl-C (SIGINT) a run after two chunks; the same command finishes it into the uninterrupted run's file."""
     command = [clips["film"], "--checkpoint", tiny_checkpoint, "--chunk-frames", "8", "--batch-size", "4"]
     command = [*map(str, command), "--device", "cpu", "--render-size", "32"]
-    env = os.environ | {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    env = os.environ | {"PYTHONPATH": str(REPO)}  # the test's own thread count: the same numerics
     parts = tmp_path / "resumed" / ".film.mp4.parts"
     child = subprocess.Popen(
         [sys.executable, str(REPO / "infer.py"), *command, "--out", str(tmp_path / "resumed")],
@@ -200,9 +200,9 @@ def test_interrupted_run_resumes_to_the_same_file(clips, tiny_checkpoint, tmp_pa
     assert "run the same command to resume" in stdout and 2 <= len(kept) < sum(SCENES) / 8
     assert not (tmp_path / "resumed" / "film.mp4").exists()
 
-    assert infer.main([*command, "--out", str(tmp_path / "resumed")]) == 0
-    assert infer.main([*command, "--out", str(tmp_path / "whole")]) == 0
-    capsys.readouterr()
+    for out in ("resumed", "whole"):  # in fresh processes too: the same threads, so the same numerics
+        child = [sys.executable, str(REPO / "infer.py"), *command, "--out", str(tmp_path / out)]
+        subprocess.run(child, env=env, check=True, capture_output=True)
     resumed, whole = tmp_path / "resumed" / "film.mp4", tmp_path / "whole" / "film.mp4"
     assert streams_of(resumed) == streams_of(whole)
     np.testing.assert_array_equal(frames_of(resumed), frames_of(whole))
@@ -284,6 +284,7 @@ def test_bad_video_settings_are_one_line_errors(clips, tiny_checkpoint, tmp_path
 def test_evaluate_video_prints_flicker_beside_the_truth(clips, tiny_checkpoint, tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("evaluate_script", REPO / "scripts" / "evaluate.py")
     evaluate = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = evaluate  # its dataclasses look their module up
     spec.loader.exec_module(evaluate)
     colorizer = Colorizer.from_checkpoint(tiny_checkpoint, "cpu", render_size=32)
     for mode in ("off", "flow"):
