@@ -525,7 +525,6 @@ def target_lines(results: dict, machine: dict, args: argparse.Namespace) -> list
     ]
 
 
-<<<<<<< HEAD
 # -------------------------------------------------------------------------------------------------- serving
 
 SERVE_CONCURRENCY = (1, 4, 16)
@@ -663,7 +662,8 @@ def serve_target_lines(results: dict[str, dict]) -> list[str]:
         f"- p95 < 3 s at concurrency 16 with batching: {fmt(on['p95_s'])} s {'met' if on['p95_s'] < 3 else 'MISSED'}",
         f"- no errors below the queue bound: {errors} {'met' if errors == 0 else 'MISSED'}",
     ]
-=======
+
+
 # ------------------------------------------------------------------------------------------------------ video
 
 VIDEO_SIZES = {"480p": (854, 480), "1080p": (1920, 1080)}
@@ -702,7 +702,6 @@ def video_section(args: argparse.Namespace) -> list[dict]:
                 rows.append({"size": name, "temporal": mode, "frames_per_s": round(VIDEO_FRAMES / seconds, 2)})
                 print(f"video {name} temporal={mode}: {rows[-1]['frames_per_s']} frames/s", flush=True)
     return rows
->>>>>>> video
 
 
 # ----------------------------------------------------------------------------------------------------- main
@@ -727,13 +726,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--loader-files", type=int, default=LOADER_FILES, help="files the loader reads (0: all)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--quick", action="store_true", help="a smoke run: few files, tiny photos, one process")
-<<<<<<< HEAD
     parser.add_argument(
         "--serve", action="store_true", help="only the serving benchmark: pix2color-serve on loopback, about 5 min"
     )
-=======
     parser.add_argument("--video", action="store_true", help="only the video section: frames/s at 480p and 1080p")
->>>>>>> video
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -743,16 +739,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.worker:
         worker(json.loads(args.worker))
         return 0
-<<<<<<< HEAD
     if args.serve:
         return serve_main(args)
-=======
     if args.video:
         rows = video_section(args)
         if args.json:
             args.json.write_text(json.dumps({"machine": machine_info(args.device), "video": rows}, indent=2) + "\n")
         return 0
->>>>>>> video
     start = time.perf_counter()
     machine = machine_info(args.device)
     loader = loader_section(args.data, args.size, QUICK_FILES if args.quick else args.loader_files)
