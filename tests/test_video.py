@@ -29,8 +29,8 @@ from pix2color.flicker import clip_scores
 from pix2color.inference import Colorizer
 from pix2color.video import colorize_video, decode_frames, probe
 from pix2color.video_options import VideoOptions
+from tests.conftest import SHARED_DATA, require_shared_data
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PHOTOS = [SHARED_DATA / "val" / "BSDS500__101085.jpg", SHARED_DATA / "val" / "BSDS500__102061.jpg"]
 REPO = Path(__file__).resolve().parents[1]
 SIZE = (144, 96)
@@ -83,6 +83,12 @@ def scene_frames(scene: int | None = None, size=SIZE) -> Iterator[np.ndarray]:
     for index, (photo, frames) in enumerate(zip(PHOTOS, SCENES, strict=True)):
         if scene is None or scene == index:
             yield from pan(photo, size, frames)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _shared_photos() -> None:
+    """Every test here reads two photos of ../shared/data/val: one clear line when the folder is missing."""
+    require_shared_data(PHOTOS[0].parent)
 
 
 @pytest.fixture(scope="module")
