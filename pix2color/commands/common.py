@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from pix2color.errors import UserError
@@ -49,3 +49,26 @@ def one_line_warning(message, category: type[Warning], filename: str, lineno: in
     if Path(filename).resolve().is_relative_to(PACKAGE):
         return f"warning: {message}\n"
     return PYTHON_FORMATWARNING(message, category, filename, lineno, line)
+
+
+def claim_output(target: Path, source: object, inputs: Mapping[Path, object], writers: dict[Path, object]) -> None:
+    """Record that ``source`` writes ``target``; refuse an output that is an input or another input's output.
+
+    Args:
+        target: the output path.
+        source: the input it comes from, as the messages name it.
+        inputs: every input's resolved path -> the input as the messages name it.
+        writers: resolved outputs claimed so far -> their inputs; ``target`` is added.
+
+    Raises:
+        UserError: ``target`` is one of ``inputs``, or already claimed by another input.
+    """
+    key = target.resolve()
+    if key in inputs:
+        raise UserError(f"writing {target} would overwrite the input {inputs[key]}; choose another --out folder.")
+    if key in writers:
+        raise UserError(
+            f"{writers[key]} and {source} would both be written to {target}; "
+            "rename one or colorize them in separate runs."
+        )
+    writers[key] = source

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pix2color.commands.common import run_cli
+from pix2color.commands.common import claim_output, run_cli
 from pix2color.commands.infer_video import EXIT_INTERRUPTED, add_video_args, colorize_videos, split_inputs
 from pix2color.config import Backend, Device, Precision
 from pix2color.errors import DataError, UserError
@@ -206,20 +206,11 @@ def _keep_extensions_where_shared(jobs: dict[Path, Job], fmt: str) -> None:
 
 def _check_targets(jobs: dict[Path, Job], compare: bool) -> None:
     """Refuse outputs that are inputs, and two inputs sharing one output."""
-    writers: dict[Path, Path] = {}
+    sources = {key: job.source for key, job in jobs.items()}
+    writers: dict[Path, object] = {}
     for job in jobs.values():
         for target in (job.target, job.compare) if compare else (job.target,):
-            key = target.resolve()
-            if key in jobs:
-                raise UserError(
-                    f"writing {target} would overwrite the input {jobs[key].source}; choose another --out folder."
-                )
-            if key in writers:
-                raise UserError(
-                    f"{writers[key]} and {job.source} would both be written to {target}; "
-                    "rename one or colorize them in separate runs."
-                )
-            writers[key] = job.source
+            claim_output(target, job.source, sources, writers)
 
 
 def _colorize_jobs(colorizer: Colorizer, jobs: list[Job], args: argparse.Namespace) -> Counter[str]:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pix2color.errors import DataError, UserError
+from pix2color.commands.common import claim_output
+from pix2color.errors import DataError
 from pix2color.video_options import (
     CHUNK_FRAMES,
     TEMPORAL_MODES,
@@ -141,19 +142,9 @@ def _until_magic(parts: Sequence[str]):
 
 def _check_video_targets(jobs: Sequence[VideoJob]) -> None:
     sources = {Path(job.source).resolve(): job.source for job in jobs}
-    writers: dict[Path, str] = {}
+    writers: dict[Path, object] = {}
     for job in jobs:
-        key = job.target.resolve()
-        if key in sources:
-            raise UserError(
-                f"writing {job.target} would overwrite the input {job.source}; choose another --out folder."
-            )
-        if key in writers:
-            raise UserError(
-                f"{writers[key]} and {job.source} would both be written to {job.target}; "
-                "rename one or colorize them in separate runs."
-            )
-        writers[key] = job.source
+        claim_output(job.target, job.source, sources, writers)
 
 
 def colorize_videos(colorizer: Colorizer, jobs: Sequence[VideoJob], args: argparse.Namespace) -> Counter[str]:
