@@ -163,29 +163,14 @@ class Colorizer:
         if not images:
             return []
         rgbs = [_colour_channels(image) for image in images]
-        chroma = self._predict(torch.cat([self._render_lightness(rgb) for rgb in rgbs]))
-        return [_to_pil(self._join(rgb, c[None]), image) for rgb, c, image in zip(rgbs, chroma, images, strict=True)]
+        chroma = self.predict_chroma(torch.cat([self.render_lightness(rgb) for rgb in rgbs]))
+        return [_to_pil(self.join(rgb, c[None]), image) for rgb, c, image in zip(rgbs, chroma, images, strict=True)]
 
     def predict_rgb(self, rgb: Tensor) -> Tensor:
         """Colour a batch from its lightness alone: (B, 3, H, W) uint8, any H, W -> (B, 3, H, W) uint8."""
-        return self._join(rgb, self._predict(self._render_lightness(rgb))).contiguous()
+        return self.join(rgb, self.predict_chroma(self.render_lightness(rgb))).contiguous()
 
     def render_lightness(self, rgb: Tensor) -> Tensor:
-        """(B, 3, H, W) uint8 -> the model input, lightness (B, 1, S, S) in [-1, 1] on the device."""
-        return self._render_lightness(rgb)
-
-    def predict_chroma(self, lightness: Tensor) -> Tensor:
-        """Lightness (B, 1, S, S) from :meth:`render_lightness` -> chroma (B, 2, S, S) float32."""
-        return self._predict(lightness)
-
-    def join(self, rgb: Tensor, chroma: Tensor) -> Tensor:
-        """Full-resolution lightness of rgb (B, 3, H, W) uint8 + chroma (B, 2, S, S) -> (B, 3, H, W) uint8.
-
-        The result is channels-last in memory: ``.permute(0, 2, 3, 1)`` gives (B, H, W, 3) without a copy.
-        """
-        return self._join(rgb, chroma)
-
-    def _render_lightness(self, rgb: Tensor) -> Tensor:
         """(B, 3, H, W) uint8 -> the model input: lightness (B, 1, S, S) in [-1, 1] on the device.
 
         The photo is shrunk to S x S before its lightness is taken, as the training crops were. The
@@ -196,7 +181,7 @@ class Colorizer:
         return color.rgb_to_lightness(small.to(self.device), self.space)
 
     @torch.inference_mode()
-    def _predict(self, lightness: Tensor) -> Tensor:
+    def predict_chroma(self, lightness: Tensor) -> Tensor:
         """Lightness (N, 1, S, S) -> chroma (N, 2, S, S) float32, in batches, scaled by the saturation."""
         chunks = []
         for chunk in lightness.split(self.batch_size):
@@ -204,10 +189,11 @@ class Colorizer:
                 chunks.append(self.generator(chunk.contiguous(memory_format=torch.channels_last)).float())
         return torch.cat(chunks) * self.saturation
 
-    def _join(self, rgb: Tensor, chroma: Tensor) -> Tensor:
+    def join(self, rgb: Tensor, chroma: Tensor) -> Tensor:
         """Full-resolution lightness of rgb (B, 3, H, W) uint8 + chroma (B, 2, S, S) -> (B, 3, H, W) uint8.
 
-        Runs in strips of rows; the result lives on rgb's device, channels-last in memory.
+        Runs in strips of rows; the result lives on rgb's device, channels-last in memory: ``.permute(0, 2, 3, 1)``
+        gives (B, H, W, 3) without a copy.
         """
         b, _, h, w = rgb.shape
         out = torch.empty((b, h, w, 3), dtype=torch.uint8, device=rgb.device)

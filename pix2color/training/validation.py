@@ -65,10 +65,10 @@ def predict(colorizer: Colorizer, truth: Tensor) -> tuple[Tensor, Tensor]:
     Returns:
         (B, 3, S, S) uint8 prediction and (B,) mean absolute chroma error (normalised units).
     """
-    chroma = colorizer._predict(colorizer._render_lightness(truth))
+    chroma = colorizer.predict_chroma(colorizer.render_lightness(truth))
     _, true_chroma = color.rgb_to_l_chroma(truth, colorizer.space)
     l1 = (chroma - true_chroma).abs().mean(dim=(1, 2, 3))
-    return colorizer._join(truth, chroma), l1
+    return colorizer.join(truth, chroma), l1
 
 
 def collect_grid(columns: list[list[Tensor]], truth: Tensor, pred: Tensor, limit: int) -> None:
