@@ -60,7 +60,7 @@ def export_release(checkpoint: str | Path, out: str | Path, dtype: str = "fp16")
     generator, cfg = rebuild_generator(state["config"], weights, what, checkpoint)  # refuses weights that do not fit
     from safetensors.torch import save
 
-    metadata = {"format": "pt", "pix2color_release": FORMAT_VERSION, "dtype": dtype}
+    metadata = {"format": "pt", "pix2color_release": FORMAT_VERSION, "dtype": dtype, "training": _training(state)}
     parameters = sum(p.numel() for p in generator.parameters())
     files = {
         WEIGHTS: save(_cast(weights, DTYPES[dtype]), metadata=metadata),
@@ -79,14 +79,7 @@ def read_release(folder: str | Path) -> tuple[dict[str, Tensor], dict[str, Any],
     Raises:
         CheckpointError: the folder is not a release, or a file in it is truncated or not what it should be.
     """
-    folder = Path(folder)
-    weights_path, config_path = folder / WEIGHTS, folder / CONFIG
-    missing = [path.name for path in (weights_path, config_path) if not path.is_file()]
-    if missing:
-        raise CheckpointError(
-            f"{folder} is a folder but not a pix2color release (no {' or '.join(missing)}); pass a .pt checkpoint "
-            "or a folder written by pix2color-export --release."
-        )
+    weights_path, raw_config = _read_config(Path(folder))
     from safetensors.torch import load_file
 
     try:
@@ -95,13 +88,23 @@ def read_release(folder: str | Path) -> tuple[dict[str, Tensor], dict[str, Any],
         raise CheckpointError(
             f"{weights_path} is truncated or not a safetensors file ({type(exc).__name__}); export the release again."
         ) from exc
-    try:
-        raw_config = yaml.safe_load(config_path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise CheckpointError(
-            f"{config_path} is not valid YAML ({type(exc).__name__}); export the release again."
-        ) from exc
     return _cast(weights, torch.float32), raw_config, "release"
+
+
+def release_state(folder: str | Path) -> dict[str, Any]:
+    """A release's config (nested dicts) and training record (stage, step, epoch, metrics), as a checkpoint holds them.
+
+    Reads the config file and the safetensors header only, not the weights.
+
+    Raises:
+        CheckpointError: as :func:`read_release`.
+    """
+    from safetensors import safe_open
+
+    _, raw_config = _read_config(Path(folder))
+    with safe_open(Path(folder) / WEIGHTS, "pt") as handle:
+        training = json.loads((handle.metadata() or {}).get("training", "{}"))
+    return {"config": raw_config, **training}
 
 
 def release_config(cfg: Config) -> dict[str, Any]:
@@ -179,6 +182,29 @@ def model_card(state: dict[str, Any], cfg: Config, checkpoint: Path, dtype: str,
         "",
     ]
     return "\n".join(lines)
+
+
+def _read_config(folder: Path) -> tuple[Path, dict[str, Any]]:
+    """The weights file of a release folder and its config (nested dicts); refuses a folder that is no release."""
+    weights_path, config_path = folder / WEIGHTS, folder / CONFIG
+    missing = [path.name for path in (weights_path, config_path) if not path.is_file()]
+    if missing:
+        raise CheckpointError(
+            f"{folder} is a folder but not a pix2color release (no {' or '.join(missing)}); pass a .pt checkpoint "
+            "or a folder written by pix2color-export --release."
+        )
+    try:
+        return weights_path, yaml.safe_load(config_path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise CheckpointError(
+            f"{config_path} is not valid YAML ({type(exc).__name__}); export the release again."
+        ) from exc
+
+
+def _training(state: dict[str, Any]) -> str:
+    """The checkpoint's stage, step, epoch and val metrics as JSON, for the safetensors header."""
+    metrics = {name: float(value) for name, value in (state.get("metrics") or {}).items()}
+    return json.dumps({key: state.get(key) for key in ("stage", "step", "epoch")} | {"metrics": metrics})
 
 
 def _cast(weights: dict[str, Tensor], dtype: torch.dtype) -> dict[str, Tensor]:

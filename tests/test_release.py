@@ -113,7 +113,10 @@ def test_weights_file_is_safetensors_tensors_and_json_only(tiny_checkpoint, tmp_
     data = (export_release(tiny_checkpoint, tmp_path / "release") / WEIGHTS).read_bytes()
     (length,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8 : 8 + length])
-    assert header.pop("__metadata__") == {"format": "pt", "pix2color_release": "1", "dtype": "fp16"}
+    metadata = header.pop("__metadata__")
+    training = json.loads(metadata.pop("training"))
+    assert metadata == {"format": "pt", "pix2color_release": "1", "dtype": "fp16"}
+    assert set(training) == {"stage", "step", "epoch", "metrics"}
     assert {entry["dtype"] for entry in header.values()} == {"F16", "I64"}  # BatchNorm's counts stay integers
 
 

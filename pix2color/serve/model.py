@@ -57,15 +57,16 @@ class ServedModel:
 
 
 def checkpoint_info(path: str | Path) -> dict[str, Any]:
-    """Encoder, stage, step, epoch, training size and validation metrics stored in a checkpoint."""
+    """Encoder, stage, step, epoch, training size and validation metrics stored in a checkpoint or release folder."""
     from pix2color.checkpoint import load_checkpoint
+    from pix2color.release import release_state
 
-    state = load_checkpoint(path)
+    state = release_state(path) if Path(path).is_dir() else load_checkpoint(path)
     config = state["config"]
     metrics = {name: _number(value) for name, value in (state.get("metrics") or {}).items()}
     return {
         "encoder": config.get("model", {}).get("encoder"),
-        "stage": state["stage"],
+        "stage": state.get("stage"),
         "step": state.get("step"),
         "epoch": state.get("epoch"),
         "training_size": config.get("data", {}).get("size"),
