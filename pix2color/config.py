@@ -42,6 +42,7 @@ def named_choices() -> dict[str, typing.Collection[str]]:
         "disc.norm": NORMS,
         "stage2.gan_loss": GAN_LOSSES,
         "train.best_metric": HIGHER_IS_BETTER,
+        "stage2.best_metric": HIGHER_IS_BETTER,
         "stage1.schedule": STAGE1_SCHEDULES,
         "stage2.g_schedule": STAGE2_SCHEDULES,
         "stage2.d_schedule": STAGE2_SCHEDULES,
@@ -114,7 +115,7 @@ class TrainConfig:
     log_every_steps: int = 10
     val_every_epochs: int = 1
     best_metric: str = (
-        "psnr"  # a key of metrics.HIGHER_IS_BETTER; picks best.pt; higher is better except l1, delta_cf, ciede2000
+        "psnr"  # picks stage 1's best.pt (stage 2's: stage2.best_metric); a key of metrics.HIGHER_IS_BETTER
     )
     sync_batchnorm: bool = False  # SyncBatchNorm under DDP
     max_steps_per_epoch: int = 0  # 0: the whole data set every epoch
@@ -149,10 +150,15 @@ class Stage2Config:
     gan_ramp_steps: int = 0  # G steps over which the GAN weight rises linearly from 0 (0: constant)
     lambda_l1: float = 100.0
     perceptual_weight: float = 0.0  # VGG16 feature loss, 0 turns it off
+    colorfulness_weight: float = 0.0  # |CF(fake) - CF(truth)| per image, in colorfulness units; 0 turns it off
+    real_label: float = 1.0  # D's target for real images; 0.9 is one-sided label smoothing
     g_schedule: str = "linear"  # G's learning rate: constant, then this decay to 0 (training.schedules)
     d_schedule: str = "linear"  # D's learning rate, likewise
     decay_start: float = 0.5  # share of the stage after which the learning rates decay
     d_warmup_steps: int = 0  # steps that train D alone before G sees the GAN loss; G's schedule starts after
+    # picks stage 2's best.pt: color_fidelity weighs PSNR and ΔCF against the stage's start (metrics.color_fidelity)
+    best_metric: str = "color_fidelity"
+    color_weight: float = 0.5  # colour's share of color_fidelity; the rest is fidelity
 
 
 @dataclass
@@ -272,6 +278,9 @@ def validate(cfg: Config, source: str, overridden: typing.Collection[str] = ()) 
             fail(key, f"{key}={value} must be in [0, 1).")
     if not 0 < cfg.stage1.share < 1:
         fail("stage1.share", f"stage1.share={cfg.stage1.share} must be between 0 and 1 (stage 2 gets the rest).")
+    if not 0.5 < cfg.stage2.real_label <= 1:
+        label = cfg.stage2.real_label
+        fail("stage2.real_label", f"stage2.real_label={label} must be in (0.5, 1]; 1 turns smoothing off.")
     if not 0 <= cfg.train.ema_decay < 1:
         fail("train.ema_decay", f"train.ema_decay={cfg.train.ema_decay} must be in [0, 1); 0 turns EMA off.")
 
@@ -297,6 +306,7 @@ RANGED_KEYS: dict[str, tuple[str, ...]] = {
         "stage1.weight_decay",
         "stage2.lambda_l1",
         "stage2.perceptual_weight",
+        "stage2.colorfulness_weight",
         "stage2.d_warmup_steps",
         "stage2.gan_weight",
         "stage2.gan_ramp_steps",
@@ -315,6 +325,7 @@ RANGED_KEYS: dict[str, tuple[str, ...]] = {
         "stage2.beta1",
         "stage2.beta2",
         "stage2.decay_start",
+        "stage2.color_weight",
     ),
 }
 

@@ -1,4 +1,4 @@
-"""Losses: L1 on chroma, the GAN objectives (vanilla, lsgan, hinge) and a VGG16 perceptual loss."""
+"""Losses: L1 on chroma, a colorfulness gap, the GAN objectives (vanilla, lsgan, hinge), a VGG16 perceptual loss."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torchvision
 from torch import Tensor, nn
 
 from pix2color.errors import ConfigError
+from pix2color.metrics import opponent_colorfulness
 from pix2color.models.pretrained import IMAGENET_MEAN, IMAGENET_STD, load_torchvision_model
 
 # torchvision vgg16 ``features`` index of each ReLU output the perceptual loss can compare.
@@ -22,12 +23,38 @@ def l1_chroma(pred: Tensor, target: Tensor) -> Tensor:
     return F.l1_loss(pred, target)
 
 
+def colorfulness_gap(pred_rgb: Tensor, target_rgb: Tensor) -> Tensor:
+    """Mean over the batch of |CF(pred) − CF(target)|, the metrics' colorfulness, differentiable in ``pred_rgb``.
+
+    Unlike a term that rewards colorfulness without limit, it pulls each prediction to its truth's
+    colorfulness: sepia gains colour, and nothing gains more than the photo had.
+
+    Args:
+        pred_rgb: (B, 3, H, W) float RGB in [0, 1].
+        target_rgb: (B, 3, H, W) float RGB in [0, 1].
+
+    Returns:
+        A scalar in colorfulness units (0..255 scale).
+    """
+    with torch.no_grad():
+        target = opponent_colorfulness(target_rgb.float() * 255)
+    return (opponent_colorfulness(pred_rgb.float() * 255, eps=1e-6) - target).abs().mean()
+
+
 class GanLoss(abc.ABC):
-    """A GAN objective on discriminator logits of any shape, such as a PatchGAN map (B, 1, h, w)."""
+    """A GAN objective on discriminator logits of any shape, such as a PatchGAN map (B, 1, h, w).
+
+    Args:
+        real_label: D's target for real images; below 1 is one-sided label smoothing (Salimans et al.):
+            the generator still aims at 1.
+    """
+
+    def __init__(self, real_label: float = 1.0):
+        self.real_label = real_label
 
     @abc.abstractmethod
-    def real(self, logits: Tensor) -> Tensor:
-        """The loss for calling ``logits`` real."""
+    def real(self, logits: Tensor, target: float = 1.0) -> Tensor:
+        """The loss for calling ``logits`` real, with ``target`` as the real label."""
 
     @abc.abstractmethod
     def fake(self, logits: Tensor) -> Tensor:
@@ -35,7 +62,7 @@ class GanLoss(abc.ABC):
 
     def discriminator(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         """The discriminator's loss, halved as in pix2pix so that D learns slower than G."""
-        return 0.5 * (self.real(real_logits) + self.fake(fake_logits))
+        return 0.5 * (self.real(real_logits, self.real_label) + self.fake(fake_logits))
 
     def generator(self, fake_logits: Tensor) -> Tensor:
         """The generator's loss: its fakes should be called real."""
@@ -49,8 +76,8 @@ class GanLoss(abc.ABC):
 class VanillaGanLoss(GanLoss):
     """Binary cross-entropy on logits (Goodfellow et al., the non-saturating generator loss)."""
 
-    def real(self, logits: Tensor) -> Tensor:
-        return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+    def real(self, logits: Tensor, target: float = 1.0) -> Tensor:
+        return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
 
     def fake(self, logits: Tensor) -> Tensor:
         return F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits))
@@ -62,8 +89,8 @@ class VanillaGanLoss(GanLoss):
 class LsGanLoss(GanLoss):
     """Least squares (Mao et al.): real logits pulled to 1, fake ones to 0."""
 
-    def real(self, logits: Tensor) -> Tensor:
-        return F.mse_loss(logits, torch.ones_like(logits))
+    def real(self, logits: Tensor, target: float = 1.0) -> Tensor:
+        return F.mse_loss(logits, torch.full_like(logits, target))
 
     def fake(self, logits: Tensor) -> Tensor:
         return F.mse_loss(logits, torch.zeros_like(logits))
@@ -75,8 +102,8 @@ class LsGanLoss(GanLoss):
 class HingeGanLoss(GanLoss):
     """Hinge (Lim & Ye; SAGAN): the discriminator's margins at +-1, the generator raises the fake logits."""
 
-    def real(self, logits: Tensor) -> Tensor:
-        return F.relu(1 - logits).mean()
+    def real(self, logits: Tensor, target: float = 1.0) -> Tensor:
+        return F.relu(target - logits).mean()
 
     def fake(self, logits: Tensor) -> Tensor:
         return F.relu(1 + logits).mean()
@@ -91,15 +118,15 @@ class HingeGanLoss(GanLoss):
 GAN_LOSSES: dict[str, type[GanLoss]] = {"vanilla": VanillaGanLoss, "lsgan": LsGanLoss, "hinge": HingeGanLoss}
 
 
-def build_gan_loss(name: str) -> GanLoss:
-    """The GAN loss that ``stage2.gan_loss`` names.
+def build_gan_loss(name: str, real_label: float = 1.0) -> GanLoss:
+    """The GAN loss that ``stage2.gan_loss`` names, with D's real label ``stage2.real_label``.
 
     Raises:
         ConfigError: an unknown name.
     """
     if name not in GAN_LOSSES:
         raise ConfigError(f"stage2.gan_loss={name!r} is not valid; valid values: {', '.join(GAN_LOSSES)}.")
-    return GAN_LOSSES[name]()
+    return GAN_LOSSES[name](real_label)
 
 
 class PerceptualLoss(nn.Module):

@@ -25,6 +25,7 @@ HIGHER_IS_BETTER = {
     "delta_cf": False,
     "ciede2000": False,
     "l1": False,
+    "color_fidelity": True,
 }
 
 # torchvision's file names for the backbones LPIPS (AlexNet) and FID (Inception v3) are built on.
@@ -61,12 +62,25 @@ def colorfulness(rgb: Tensor) -> Tensor:
         (B,) float32 per image; 0 for a gray image.
     """
     _check_images(rgb, "rgb")
-    r, g, b = rgb.double().flatten(2).unbind(1)
+    return opponent_colorfulness(rgb.double()).float()
+
+
+def opponent_colorfulness(rgb: Tensor, eps: float = 0.0) -> Tensor:
+    """:func:`colorfulness` of float RGB on 0..255, differentiable (the colorfulness loss uses it).
+
+    Args:
+        rgb: (B, 3, H, W) float RGB on 0..255.
+        eps: added under each square root; above 0 it keeps the gradient finite on gray images.
+
+    Returns:
+        (B,) in rgb's dtype.
+    """
+    r, g, b = rgb.flatten(2).unbind(1)
     rg = (r - g).abs()
     yb = (0.5 * (r + g) - b).abs()
-    spread = (rg.var(dim=1, correction=0) + yb.var(dim=1, correction=0)).sqrt()
-    mean = (rg.mean(dim=1).square() + yb.mean(dim=1).square()).sqrt()
-    return (spread + 0.3 * mean).float()
+    spread = (rg.var(dim=1, correction=0) + yb.var(dim=1, correction=0) + eps).sqrt()
+    mean = (rg.mean(dim=1).square() + yb.mean(dim=1).square() + eps).sqrt()
+    return spread + 0.3 * mean
 
 
 def ssim(pred: Tensor, target: Tensor) -> Tensor:
@@ -117,6 +131,26 @@ def delta_colorfulness(pred_cf: Tensor, target_cf: Tensor) -> float:
         target_cf: (M,) colorfulness of the ground truth.
     """
     return abs(pred_cf.double().mean().item() - target_cf.double().mean().item())
+
+
+def color_fidelity(summary: dict[str, float], start: dict[str, float], color_weight: float = 0.5) -> float:
+    """A stage-2 score that values colour and fidelity together, each normalised by where the stage started.
+
+    fidelity = (PSNR − PSNR_gray) / (PSNR_start − PSNR_gray): 1 at the start (stage 1), 0 at the gray image;
+    colour = 1 − ΔCF / ΔCF_start: 0 at the start, 1 at the truth's colorfulness. The score is
+    (1 − color_weight)·fidelity + color_weight·colour, so the start scores 1 − color_weight, and a
+    checkpoint beats it only when the colour it gains outweighs the fidelity it loses. The PSNR span
+    is at least 0.1 dB, so a start no better than gray still ranks by PSNR.
+
+    Args:
+        summary: validation means with ``psnr``, ``psnr_gray`` and ``delta_cf``.
+        start: the same for the stage's starting weights.
+        color_weight: the share of colour in the score, in [0, 1].
+    """
+    span = max(start["psnr"] - summary["psnr_gray"], 0.1)
+    fidelity = (summary["psnr"] - summary["psnr_gray"]) / span
+    colour = 1 - summary["delta_cf"] / max(start["delta_cf"], 1e-6)
+    return (1 - color_weight) * fidelity + color_weight * colour
 
 
 def _colorfulness_of_pred(pred: Tensor, target: Tensor) -> Tensor:

@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
+from pix2color import metrics
 from pix2color.errors import ConfigError
-from pix2color.losses import GAN_LOSSES, PerceptualLoss, build_gan_loss, l1_chroma
+from pix2color.losses import GAN_LOSSES, PerceptualLoss, build_gan_loss, colorfulness_gap, l1_chroma
 
 
 def _full(value: float) -> torch.Tensor:
@@ -51,6 +52,28 @@ def test_score_is_one_at_the_real_target_zero_at_the_fake_one_and_stays_in_0_1(n
     assert loss.score(_full(undecided)).mean().item() == pytest.approx(0.5)
     beyond = loss.score(torch.linspace(-50, 50, 101))
     assert beyond.min() >= 0 and beyond.max() <= 1
+
+
+@pytest.mark.parametrize("name", list(GAN_LOSSES))
+def test_label_smoothing_moves_only_the_discriminators_real_target(name):
+    logits = torch.linspace(-1, 3, 8).view(1, 1, 2, 4)
+    plain, smoothed = build_gan_loss(name), build_gan_loss(name, real_label=0.9)
+    assert smoothed.discriminator(logits, logits) != plain.discriminator(logits, logits)
+    assert smoothed.generator(logits) == plain.generator(logits)
+    assert smoothed.fake(logits) == plain.fake(logits)
+
+
+def test_colorfulness_gap_is_zero_on_equal_images_and_pulls_sepia_towards_the_truth():
+    truth = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    assert colorfulness_gap(truth, truth) == 0
+    gray = truth.mean(dim=1, keepdim=True)
+    sepia = (gray + 0.1 * (truth - gray)).requires_grad_()
+    gap = colorfulness_gap(sepia, truth)
+    gap.backward()
+    stepped = (sepia - 1e-3 * sepia.grad).detach()
+    assert gap > 10 and colorfulness_gap(stepped, truth) < gap
+    before, after = (metrics.colorfulness((x * 255).round().byte()).mean() for x in (sepia.detach(), stepped))
+    assert after > before
 
 
 def test_an_unknown_gan_loss_lists_the_valid_ones():

@@ -116,6 +116,39 @@ def test_summarize_means_and_delta_cf():
     assert summary == {"psnr": 25.0, "colorfulness": 15.0, "delta_cf": 25.0}
 
 
+def test_opponent_colorfulness_is_the_metric_on_floats_with_finite_gradients_on_gray():
+    rgb = torch.randint(0, 256, (3, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(metrics.opponent_colorfulness(rgb.double()).float(), metrics.colorfulness(rgb))
+    gray = torch.full((1, 3, 8, 8), 100.0, requires_grad=True)
+    metrics.opponent_colorfulness(gray, eps=1e-6).sum().backward()
+    assert torch.isfinite(gray.grad).all()
+
+
+START = {"psnr": 24.0, "psnr_gray": 22.0, "delta_cf": 20.0}
+
+
+@pytest.mark.parametrize(
+    ("psnr", "delta_cf", "expected"),
+    [
+        (24.0, 20.0, 0.5),  # the start itself
+        (22.0, 0.0, 0.5),  # gray fidelity, the truth's colour: the same trade
+        (24.0, 0.0, 1.0),  # stage 1's fidelity and the truth's colour
+        (23.7, 10.0, 0.5 * 0.85 + 0.5 * 0.5),  # 0.3 dB lost, half the missing colour found
+        (22.0, 20.0, 0.0),  # gray
+    ],
+)
+def test_color_fidelity_weighs_psnr_and_delta_cf_against_the_start_and_gray(psnr, delta_cf, expected):
+    summary = {"psnr": psnr, "psnr_gray": 22.0, "delta_cf": delta_cf}
+    assert metrics.color_fidelity(summary, START) == pytest.approx(expected)
+    assert metrics.color_fidelity(summary, START, color_weight=0.0) == pytest.approx((psnr - 22.0) / 2)
+
+
+def test_color_fidelity_ranks_by_psnr_when_the_start_is_no_better_than_gray():
+    start = {"psnr": 21.0, "psnr_gray": 22.0, "delta_cf": 20.0}
+    worse, better = ({"psnr": p, "psnr_gray": 22.0, "delta_cf": 20.0} for p in (21.0, 21.5))
+    assert metrics.color_fidelity(better, start) > metrics.color_fidelity(worse, start)
+
+
 def test_every_per_image_metric_says_which_way_is_better():
     assert set(metrics.METRICS) <= set(metrics.HIGHER_IS_BETTER)
 

@@ -104,6 +104,7 @@ class Loop:
         if resume is None:
             self.epoch, self.batch_in_epoch, self.step, self.best, self.finished = 0, 0, 0, None, False
             self.stage.initialize(self.run_dir)
+            self.start_metrics = self.measure_start()
             self.budget = Budget(seconds)
         else:
             self.restore(resume)
@@ -198,22 +199,44 @@ class Loop:
 
     # -------------------------------------------------------------- validation
     def validate(self) -> dict[str, float]:
-        """Val metrics and grid through the Colorizer; the main process also writes best.pt when they are best."""
+        """Val metrics and grid through the Colorizer, with the stage's scores against its start; the main
+        process also writes best.pt when they are best."""
         if not self.rt.is_main:
             self.barrier()
             return {}
+        summary = self.measure(f"epoch_{self.epoch + 1}")
+        if self.start_metrics is not None:
+            summary |= self.stage.scores(summary, self.start_metrics)
+        self.log.scalars({f"{self.stage.name}_val/{k}": v for k, v in summary.items()}, self.step)
+        self.results[self.stage.name] = summary
+        if self.is_better(summary):
+            self.best = summary[self.stage.best_metric]
+            self.save_best(summary)
+        self.barrier()
+        return summary
+
+    def measure_start(self) -> dict[str, float] | None:
+        """Val metrics of the weights a stage starts from (another stage's), the reference of its scores.
+
+        Logged at step 0, beside the epochs' validations; None for a stage that starts from scratch.
+        """
+        if not self.stage.uses_checkpoint:
+            return None
+        summary = self.measure("start") if self.rt.is_main else None
+        if summary is not None:
+            self.log.scalars({f"{self.stage.name}_val/{k}": v for k, v in summary.items()}, 0)
+            self.log.line(f"{self.stage.name} starts at  val " + "  ".join(f"{k} {v:.2f}" for k, v in summary.items()))
+        self.barrier()
+        return summary
+
+    def measure(self, when: str) -> dict[str, float]:
+        """Validate the stage's eval generator; its grid goes to grids/<stage>_<when>.png and TensorBoard."""
         name = self.stage.name
         colorizer = val_colorizer(self.stage.eval_generator(), self.cfg, self.ctx.device)
         summary, grid = validate(colorizer, self.val_loader(), self.cfg.data.grid_images, f"{name} prediction")
         if grid is not None:
-            viz.save_grid(grid, self.run_dir / "grids" / f"{name}_epoch_{self.epoch + 1}.png")
+            viz.save_grid(grid, self.run_dir / "grids" / f"{name}_{when}.png")
             self.log.image(f"{name}/grid", grid, self.step)
-        self.log.scalars({f"{name}_val/{k}": v for k, v in summary.items()}, self.step)
-        self.results[name] = summary
-        if self.is_better(summary):
-            self.best = summary[self.cfg.train.best_metric]
-            self.save_best(summary)
-        self.barrier()
         return summary
 
     def val_loader(self) -> DataLoader:
@@ -221,9 +244,10 @@ class Loop:
         return DataLoader(self.val_set, batch_size=batch, num_workers=workers, collate_fn=self.collate)
 
     def is_better(self, summary: dict[str, float]) -> bool:
-        name = self.cfg.train.best_metric
+        name = self.stage.best_metric
         if name not in summary:
-            raise ConfigError(f"train.best_metric={name} is not computed in validation; valid: {sorted(summary)}.")
+            key = self.stage.best_metric_key
+            raise ConfigError(f"{key}={name} is not computed in validation; valid: {sorted(summary)}.")
         if self.best is None:
             return True
         return summary[name] > self.best if HIGHER_IS_BETTER[name] else summary[name] < self.best
@@ -259,6 +283,7 @@ class Loop:
             "step": self.step,
             "best": self.best,
             "metrics": self.results.get(self.stage.name, {}),
+            "start_metrics": self.start_metrics,
             "spent_seconds": self.budget.spent,
             "finished": self.finished,
             "rng": rng_state(),
@@ -271,6 +296,7 @@ class Loop:
         check_resume_state(state, where)
         self.epoch, self.batch_in_epoch, self.step = state["epoch"], state["batch_in_epoch"], state["step"]
         self.best, self.finished = state["best"], state["finished"]
+        self.start_metrics = state.get("start_metrics")  # absent in a last.pt written before scores existed
         set_rng_state(state["rng"])
 
     def check_finite(self, rows: list[tuple[int, dict[str, float]]]) -> None:

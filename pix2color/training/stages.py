@@ -6,7 +6,8 @@ A stage's interface: ``name`` (its checkpoint folder), ``section`` (its config s
 ``(ctx, resuming)``, ``initialize(run_dir)`` (weights for a fresh start), ``start_epoch(epoch)``,
 ``step(rgb, progress) -> dict of 0-d tensors`` (no host sync), ``schedule_values() -> dict of floats``
 (learning rates, loss weights), ``eval_generator()`` (the weights validation and best.pt use),
-``state_dict()`` and ``load_state_dict(state, where)``.
+``best_metric`` (the validation value that picks best.pt), ``scores(summary, start)`` (values that weigh a
+validation against the stage's start), ``state_dict()`` and ``load_state_dict(state, where)``.
 
 A new recipe is one more class here (or a subclass of one) and an entry in :data:`STAGES`.
 """
@@ -21,11 +22,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from pix2color import color
+from pix2color import color, metrics
 from pix2color.checkpoint import check_resume_state, load_checkpoint, load_weights
 from pix2color.config import config_to_dict
 from pix2color.errors import ConfigError
-from pix2color.losses import PerceptualLoss, build_gan_loss, l1_chroma
+from pix2color.losses import PerceptualLoss, build_gan_loss, colorfulness_gap, l1_chroma
 from pix2color.models.discriminator import build_discriminator
 from pix2color.runtime import autocast
 from pix2color.training import schedules
@@ -67,6 +68,16 @@ class GeneratorStage:
     def eval_generator(self) -> nn.Module:
         """The EMA weights when EMA is on, else the generator itself."""
         return self.ema.module if self.ema is not None else self.g
+
+    best_metric_key = "train.best_metric"  # the config key that names best_metric
+
+    @property
+    def best_metric(self) -> str:
+        return self.ctx.cfg.train.best_metric
+
+    def scores(self, summary: dict[str, float], start: dict[str, float]) -> dict[str, float]:
+        """Values that weigh a validation ``summary`` against the one of the stage's start: none here."""
+        return {}
 
     def update_ema(self) -> None:
         if self.ema is not None:
@@ -123,7 +134,7 @@ class PretrainStage(GeneratorStage):
 
 
 class Pix2PixStage(GeneratorStage):
-    """Stage 2, pix2pix: D on real vs fake, then G on gan_weight * GAN + lambda_l1 * L1 (+ perceptual).
+    """Stage 2, pix2pix: D on real vs fake, then G on gan_weight * GAN + lambda_l1 * L1 (+ perceptual, + colorfulness).
 
     D trains alone for ``d_warmup_steps``; G's learning-rate schedule starts when G does, so it still
     runs its whole course. The GAN weight can ramp up over G's first ``gan_ramp_steps`` steps.
@@ -141,7 +152,7 @@ class Pix2PixStage(GeneratorStage):
         self.d_train = ctx.wrap(self.d)
         self.opt_d = adam(self.d.parameters(), lr=s2.lr * s2.d_lr_ratio)
         self.scaler_d = ctx.grad_scaler()
-        self.gan_loss = build_gan_loss(s2.gan_loss)
+        self.gan_loss = build_gan_loss(s2.gan_loss, s2.real_label)
         self.perceptual = self.build_perceptual_loss()
         self.schedule_g = partial(schedules.STAGE2_SCHEDULES[s2.g_schedule], decay_start=s2.decay_start)
         self.schedule_d = partial(schedules.STAGE2_SCHEDULES[s2.d_schedule], decay_start=s2.decay_start)
@@ -224,11 +235,26 @@ class Pix2PixStage(GeneratorStage):
             logits = self.d(lightness, fake)
         parts = {"loss_g_gan": self.gan_loss.generator(logits.float()), "loss_l1": l1_chroma(fake.float(), chroma)}
         loss_g = self.gan_weight * parts["loss_g_gan"] + s2.lambda_l1 * parts["loss_l1"]
+        needs_rgb = self.perceptual is not None or s2.colorfulness_weight > 0
+        fake_rgb = color.l_chroma_to_rgb(lightness, fake.float(), self.ctx.cfg.color.space) if needs_rgb else None
+        true_rgb = rgb.float() / 255
         if self.perceptual is not None:
-            fake_rgb = color.l_chroma_to_rgb(lightness, fake, self.ctx.cfg.color.space)
-            parts["loss_perceptual"] = self.perceptual(fake_rgb, rgb.float() / 255)
+            parts["loss_perceptual"] = self.perceptual(fake_rgb, true_rgb)
             loss_g = loss_g + s2.perceptual_weight * parts["loss_perceptual"]
+        if s2.colorfulness_weight:
+            parts["loss_colorfulness"] = colorfulness_gap(fake_rgb, true_rgb)
+            loss_g = loss_g + s2.colorfulness_weight * parts["loss_colorfulness"]
         return parts, loss_g
+
+    best_metric_key = "stage2.best_metric"
+
+    @property
+    def best_metric(self) -> str:
+        return self.ctx.cfg.stage2.best_metric
+
+    def scores(self, summary: dict[str, float], start: dict[str, float]) -> dict[str, float]:
+        """``color_fidelity``: colour and fidelity against stage 1's weights (see :func:`metrics.color_fidelity`)."""
+        return {"color_fidelity": metrics.color_fidelity(summary, start, self.ctx.cfg.stage2.color_weight)}
 
     def schedule_values(self) -> dict[str, float]:
         return super().schedule_values() | {"lr_d": self.opt_d.param_groups[0]["lr"], "gan_weight": self.gan_weight}

@@ -33,8 +33,9 @@ def validate(
     """Metrics over the val set and its comparison grid, whose prediction column is headed ``label``.
 
     Returns:
-        name -> mean over the images (psnr, ssim, colorfulness, ciede2000, l1 on chroma, delta_cf), and a
-        (3, H, W) uint8 grid of gray | prediction | truth, or None when ``grid_images`` is 0.
+        name -> mean over the images (psnr, ssim, colorfulness, ciede2000, l1 on chroma, delta_cf, and
+        psnr_gray: the PSNR of the gray images), and a (3, H, W) uint8 grid of gray | prediction | truth,
+        or None when ``grid_images`` is 0.
 
     Raises:
         DataError: no validation image could be decoded.
@@ -47,6 +48,7 @@ def validate(
         truth = rgb.to(colorizer.device)
         pred, l1 = predict(colorizer, truth)
         values = metrics.image_metrics(pred, truth, VAL_METRICS) | {"l1": l1}
+        values["psnr_gray"] = metrics.psnr(viz.gray_rgb(truth), truth)  # the floor the score measures from
         values["target_colorfulness"] = metrics.colorfulness(truth)
         for name, value in values.items():
             per_image.setdefault(name, []).append(value.cpu())

@@ -71,7 +71,8 @@ def test_two_stage_run_writes_checkpoints_grids_config_and_tensorboard(photos, t
         assert set(best) == {"format_version", "config", "stage", "generator", "metrics"}
         for key, weight in last["generator_ema"].items():
             assert torch.equal(best["generator"][key], weight), key
-        assert best["metrics"]["psnr"] == last["best"]
+        metric = "psnr" if stage == "pretrain" else "color_fidelity"  # train.best_metric, stage2.best_metric
+        assert best["metrics"][metric] == last["best"]
     last_gan = load_checkpoint(run / "checkpoints" / "gan" / "last.pt")
     assert "discriminator" in last_gan and last_gan["config"]["data"]["size"] == 64
     best_size = (run / "checkpoints" / "gan" / "best.pt").stat().st_size
@@ -79,6 +80,7 @@ def test_two_stage_run_writes_checkpoints_grids_config_and_tensorboard(photos, t
     assert (run / "config.yaml").is_file()
     assert sorted(p.name for p in (run / "grids").iterdir()) == [
         "gan_epoch_1.png",
+        "gan_start.png",  # stage 2's starting weights: the reference of its color_fidelity score
         "pretrain_epoch_1.png",
         "pretrain_epoch_2.png",
     ]
@@ -118,9 +120,13 @@ def test_tensorboard_events_hold_losses_val_metrics_and_grids(straight_run):
         "gan_val/psnr",
         "gan_val/colorfulness",
         "gan_val/delta_cf",
+        "gan_val/psnr_gray",
+        "gan_val/color_fidelity",
         "gan/epoch_seconds",
     }
     assert expected <= scalars, expected - scalars
+    start, *epochs = events.Scalars("gan_val/psnr")  # the start (step 0), then each epoch's
+    assert start.step == 0 and len(epochs) == 1 and epochs[0].step > 0
     assert {"pretrain/grid", "gan/grid"} <= set(events.Tags()["images"])
     psnr = [event.value for event in events.Scalars("gan_val/psnr")]
     assert all(0 < value < 100 for value in psnr)

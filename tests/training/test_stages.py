@@ -39,6 +39,20 @@ def test_a_step_returns_finite_scalar_tensors_not_floats(stage_class):
         assert torch.isfinite(value), name
 
 
+def test_colorfulness_term_and_label_smoothing_join_g_and_d_losses():
+    plain, tuned = build(Pix2PixStage), build(Pix2PixStage, "stage2.colorfulness_weight=0.2", "stage2.real_label=0.9")
+    values = tuned.step(batch(), Progress(0, 0.0))
+    assert values["loss_colorfulness"] > 0 and "loss_colorfulness" not in plain.step(batch(), Progress(0, 0.0))
+    assert tuned.gan_loss.real_label == 0.9 and plain.gan_loss.real_label == 1.0
+
+
+def test_stage2_scores_colour_and_fidelity_against_its_start_and_picks_best_by_it():
+    stage = build(Pix2PixStage, "stage2.color_weight=0.25")
+    start = {"psnr": 24.0, "psnr_gray": 22.0, "delta_cf": 20.0}
+    assert stage.best_metric == "color_fidelity" and build(PretrainStage).best_metric == "psnr"
+    assert stage.scores(start, start) == {"color_fidelity": pytest.approx(0.75)}
+
+
 def test_d_warm_up_trains_d_alone_and_g_schedule_still_reaches_its_end():
     stage = build(Pix2PixStage, "stage2.d_warmup_steps=2", "stage2.gan_ramp_steps=2")
     assert set(stage.step(batch(), Progress(0, 0.0))) == {"loss_d", "grad_norm_d", "d_real", "d_fake"}
