@@ -2,7 +2,8 @@
 
 Memory is bounded by the batch, never by the film's length: frames are decoded one at a time, coloured
 ``batch_size`` at a time, encoded at once and dropped. The output keeps the input's frame rate, frame
-count, size and rotation; the audio streams are remuxed untouched (their packets copied, not re-encoded).
+count, size, rotation and colour tags (matrix, range, primaries, transfer; frames are converted to YUV with
+the input's matrix); the audio streams are remuxed untouched (their packets copied, not re-encoded).
 
 Resuming: the frames are encoded in chunks of ``chunk_frames`` into a hidden folder beside the target,
 ``.<name>.parts/``, each written to a temp file and renamed, together with the smoother's state after its
@@ -19,6 +20,7 @@ import heapq
 import itertools
 import json
 import shutil
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -39,17 +41,40 @@ Routed = tuple  # (packet, the output stream it goes to; None: the video stream)
 # decoded) for the same frames in different processes; without it the same frames always give the same
 # file, so a resumed run writes what an uninterrupted one does. It costs a few percent of bitrate at a crf.
 ENCODER_OPTIONS = {"libx264": {"x264-params": "no-mbtree=1"}}
+# FFmpeg's colour matrix tags (AVColorSpace) -> the matrix swscale converts RGB to YUV with. An untagged
+# input was decoded with BT.601 (FFmpeg's default), so its output is encoded, and tagged, as BT.601.
+UNSPECIFIED = 2  # AVCOL_SPC_UNSPECIFIED, AVCOL_PRI_UNSPECIFIED, AVCOL_TRC_UNSPECIFIED
+BT601 = 6  # AVCOL_SPC_SMPTE170M
+MATRICES = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
+LIMITED_RANGE = 1  # AVCOL_RANGE_MPEG; 2 is full (JPEG) range, 0 unspecified
+
+
+@dataclass(frozen=True)
+class VideoColour:
+    """The colour tags of a video stream, as FFmpeg numbers them (AVColorSpace, AVColorRange, ...)."""
+
+    matrix: int = UNSPECIFIED
+    range: int = 0
+    primaries: int = UNSPECIFIED
+    transfer: int = UNSPECIFIED
+
+    def encoded(self) -> VideoColour:
+        """The tags of the output: the input's matrix (BT.601 when untagged, or one swscale lacks) and range
+        (limited when untagged), primaries and transfer as they are."""
+        matrix = self.matrix if self.matrix in MATRICES else BT601
+        return VideoColour(matrix, self.range or LIMITED_RANGE, self.primaries, self.transfer)
 
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What the output keeps of the input: rate (frames/s), frames (0: unknown), size and rotation (degrees)."""
+    """What the output keeps of the input: rate (frames/s), frames (0: unknown), size, rotation (degrees), colour."""
 
     rate: Fraction
     frames: int
     width: int
     height: int
     rotation: int
+    colour: VideoColour = VideoColour()
 
 
 @contextlib.contextmanager
@@ -99,7 +124,8 @@ def probe(source: str | Path) -> VideoInfo:
             first = next(container.decode(stream))
         except (StopIteration, av.FFmpegError) as exc:
             raise DataError(f"{source} holds no readable frame; check or re-download the file.") from exc
-        return VideoInfo(Fraction(rate), frames, first.width, first.height, int(first.rotation or 0))
+        colour = VideoColour(first.colorspace, first.color_range, first.color_primaries, first.color_trc)
+        return VideoInfo(Fraction(rate), frames, first.width, first.height, int(first.rotation or 0), colour)
 
 
 class ChunkStore:
@@ -251,11 +277,16 @@ def _chunk_writer(path: Path, info: VideoInfo, options: VideoOptions) -> Iterato
             even = info.width % 2 == 0 and info.height % 2 == 0
             stream.pix_fmt = "yuv420p" if even else "yuv444p"  # 4:2:0 needs even sides
             stream.options = {"crf": str(options.crf)} | ENCODER_OPTIONS.get(options.codec, {})
+            colour = info.colour.encoded()
+            context = stream.codec_context
+            context.colorspace, context.color_range = colour.matrix, colour.range
+            context.color_primaries, context.color_trc = colour.primaries, colour.transfer
+            to_yuv = {"dst_colorspace": MATRICES[colour.matrix], "dst_color_range": colour.range}
             count = itertools.count()
 
             def write(frames: np.ndarray) -> None:
                 for rgb in frames:
-                    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=stream.pix_fmt, **to_yuv)
                     frame.pts = next(count)
                     container.mux(stream.encode(frame))
 
@@ -274,11 +305,7 @@ def _join(store: ChunkStore, chunks: int, source: str | Path, target: Path, info
                 video = output.add_stream_from_template(first.streams.video[0])
             if info.rotation:
                 video.set_display_rotation(info.rotation)
-            audio = {
-                stream.index: output.add_stream_from_template(stream)
-                for stream in audio_source.streams.audio
-                if stream.codec_context.name in output.supported_codecs
-            }
+            audio = _audio_streams(source, audio_source, output)
             packets = heapq.merge(
                 _chunk_packets(store, chunks, info.rate, chunk_frames),
                 _audio_packets(audio_source, audio),
@@ -289,6 +316,22 @@ def _join(store: ChunkStore, chunks: int, source: str | Path, target: Path, info
                 output.mux(packet)
         finally:
             output.close()
+
+
+def _audio_streams(source: str | Path, container: av.container.InputContainer, output) -> dict:
+    """Input audio stream index -> its copy in ``output``; a codec MP4 cannot hold is left out with a warning."""
+    streams = {}
+    for stream in container.streams.audio:
+        codec = stream.codec_context.name
+        if codec in output.supported_codecs:
+            streams[stream.index] = output.add_stream_from_template(stream)
+        else:
+            warnings.warn(
+                f"{source}: audio stream {stream.index} ({codec}) cannot be copied into MP4 and is left out of the "
+                "output; to keep it, convert it first, e.g. ffmpeg -i IN -c:v copy -c:a aac OUT.mkv",
+                stacklevel=2,
+            )
+    return streams
 
 
 def _chunk_packets(store: ChunkStore, chunks: int, rate: Fraction, chunk_frames: int) -> Iterator[Routed]:
