@@ -36,6 +36,15 @@ class RunLog:
         if self.writer is not None:
             self.writer.add_image(name, image_chw, step)
 
+    def charts(self, groups: Mapping[str, Mapping[str, list[str]]]) -> None:
+        """TensorBoard's Custom Scalars tab: group -> chart title -> the scalar names drawn together."""
+        if self.writer is not None:
+            layout = {
+                group: {title: ["Multiline", names] for title, names in charts.items()}
+                for group, charts in groups.items()
+            }
+            self.writer.add_custom_scalars(layout)
+
     def config(self, config: dict) -> None:
         """The resolved config as text, so a run shows how it was made."""
         if self.writer is not None:

@@ -70,6 +70,7 @@ class Loop:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(self.cfg, self.run_dir / "config.yaml")
             self.log.config(config_to_dict(self.cfg))
+            self.log.charts({name: stage_charts(name) for name in self.stages})
         first = self.stages.index(resume["stage"]) if resume else 0
         with _stop_signals(self):
             for name in self.stages[first:]:
@@ -341,6 +342,13 @@ class Loop:
             f"{self.stage.name} epoch {self.epoch} of {self.epochs}{spent}  {losses}  |  val {checks or '-'}  |  "
             f"{seconds:.0f} s{skipped}"
         )
+
+
+def stage_charts(name: str) -> dict[str, list[str]]:
+    """The Custom Scalars charts of a stage: its own, and its val colour beside its val fidelity."""
+    charts = {title: [f"{name}/{value}" for value in values] for title, values in STAGES[name].charts.items()}
+    fidelity = [f"{name}_val/{metric}" for metric in ("psnr", "colorfulness", "delta_cf", "ciede2000")]
+    return charts | {"val: colorfulness and ΔCF beside PSNR and CIEDE2000": fidelity}
 
 
 class Interval:

@@ -7,7 +7,8 @@ A stage's interface: ``name`` (its checkpoint folder), ``section`` (its config s
 ``step(rgb, progress) -> dict of 0-d tensors`` (no host sync), ``schedule_values() -> dict of floats``
 (learning rates, loss weights), ``eval_generator()`` (the weights validation and best.pt use),
 ``best_metric`` (the validation value that picks best.pt), ``scores(summary, start)`` (values that weigh a
-validation against the stage's start), ``state_dict()`` and ``load_state_dict(state, where)``.
+validation against the stage's start), ``charts`` (step values TensorBoard draws together),
+``state_dict()`` and ``load_state_dict(state, where)``.
 
 A new recipe is one more class here (or a subclass of one) and an entry in :data:`STAGES`.
 """
@@ -49,6 +50,7 @@ class GeneratorStage:
     name = ""
     section = ""
     uses_checkpoint = False
+    charts: dict[str, list[str]] = {}  # chart title -> step values drawn on it, in TensorBoard's Custom Scalars
 
     def __init__(self, ctx: StageContext, resuming: bool, optimizer_g: partial):
         self.ctx = ctx
@@ -143,6 +145,19 @@ class Pix2PixStage(GeneratorStage):
     name = "gan"
     section = "stage2"
     uses_checkpoint = True
+    charts = {
+        "D(real) and D(fake): near 1 and 0 for long, D overpowers G; both near 0.5, D learns nothing": [
+            "d_real",
+            "d_fake",
+        ],
+        "G's loss by part (unweighted) and the GAN weight": [
+            "loss_g_gan",
+            "loss_l1",
+            "loss_colorfulness",
+            "loss_perceptual",
+            "gan_weight",
+        ],
+    }
 
     def __init__(self, ctx: StageContext, resuming: bool):
         s2 = ctx.cfg.stage2

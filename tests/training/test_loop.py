@@ -132,6 +132,24 @@ def test_tensorboard_events_hold_losses_val_metrics_and_grids(straight_run):
     assert all(0 < value < 100 for value in psnr)
 
 
+def test_custom_scalars_draw_d_real_with_d_fake_and_val_colour_with_fidelity(straight_run):
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.plugins.custom_scalar import layout_pb2
+
+    layout = layout_pb2.Layout()
+    for events in (straight_run / "tb").glob("events.out.tfevents.*"):
+        for event in EventFileLoader(str(events)).Load():
+            for value in event.summary.value:
+                if value.tag == "custom_scalars__config__":
+                    layout.ParseFromString(value.tensor.string_val[0])
+    charts = {category.title: [list(chart.multiline.tag) for chart in category.chart] for category in layout.category}
+    assert ["gan/d_real", "gan/d_fake"] in charts["gan"]
+    assert ["gan_val/psnr", "gan_val/colorfulness", "gan_val/delta_cf", "gan_val/ciede2000"] in charts["gan"]
+    assert ["pretrain_val/psnr", "pretrain_val/colorfulness", "pretrain_val/delta_cf", "pretrain_val/ciede2000"] in (
+        charts["pretrain"]
+    )
+
+
 def test_resuming_a_finished_run_says_so_and_writes_nothing(straight_run, capsys):
     before = {path: path.stat().st_mtime_ns for path in straight_run.rglob("*")}
     assert train_main(["--resume", str(straight_run)]) == 0
