@@ -151,6 +151,7 @@ class Stage2Config:
     lambda_l1: float = 100.0
     perceptual_weight: float = 0.0  # VGG16 feature loss, 0 turns it off
     colorfulness_weight: float = 0.0  # |CF(fake) - CF(truth)| per image, in colorfulness units; 0 turns it off
+    ema_decay: float = 0.0  # EMA of G in stage 2 only; 0: train.ema_decay applies
     real_label: float = 1.0  # D's target for real images; 0.9 is one-sided label smoothing
     g_schedule: str = "linear"  # G's learning rate: constant, then this decay to 0 (training.schedules)
     d_schedule: str = "linear"  # D's learning rate, likewise
@@ -326,6 +327,7 @@ RANGED_KEYS: dict[str, tuple[str, ...]] = {
         "stage2.beta2",
         "stage2.decay_start",
         "stage2.color_weight",
+        "stage2.ema_decay",
     ),
 }
 

@@ -166,7 +166,10 @@ def model_card(state: dict[str, Any], cfg: Config, checkpoint: Path, dtype: str,
             ("batch size", cfg.train.batch_size),
             ("stage 1", f"L1 on ab, lr {cfg.stage1.lr:g}, {cfg.stage1.schedule}"),
             ("stage 2", _stage2(cfg)),
-            ("EMA decay", cfg.train.ema_decay),
+            (
+                "EMA decay (stage 1, stage 2)",
+                f"{cfg.train.ema_decay:g}, {cfg.stage2.ema_decay or cfg.train.ema_decay:g}",
+            ),
         ),
         "",
         "## Validation metrics (from the checkpoint)",
@@ -231,7 +234,8 @@ def _flags(cfg: Config) -> str:
 def _stage2(cfg: Config) -> str:
     s2, disc = cfg.stage2, cfg.disc
     return (
-        f"{s2.gan_loss} GAN + {s2.lambda_l1:g} x L1, lr {s2.lr:g}, PatchGAN of {disc.n_layers} layers, {disc.norm} norm"
+        f"{s2.gan_weight:g} x {s2.gan_loss} GAN + {s2.lambda_l1:g} x L1 + {s2.colorfulness_weight:g} x colorfulness "
+        f"gap, lr {s2.lr:g}, PatchGAN of {disc.n_layers} layers, {disc.norm} norm"
     )
 
 

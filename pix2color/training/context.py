@@ -61,9 +61,8 @@ class StageContext:
             module = DistributedDataParallel(module, device_ids=ids, find_unused_parameters=unused)
         return torch.compile(module) if self.cfg.train.compile else module
 
-    def ema(self, model: nn.Module) -> AveragedModel | None:
-        """An exponential moving average of ``model`` (``train.ema_decay``), or None when it is off."""
-        decay = self.cfg.train.ema_decay
+    def ema(self, model: nn.Module, decay: float) -> AveragedModel | None:
+        """An exponential moving average of ``model`` with ``decay``, or None when ``decay`` is 0 (off)."""
         if decay == 0:
             return None
         return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)

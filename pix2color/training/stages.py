@@ -56,7 +56,7 @@ class GeneratorStage:
         self.ctx = ctx
         self.g = ctx.generator(weights_from_checkpoint=resuming or self.uses_checkpoint)
         self.g_train = ctx.wrap(self.g)
-        self.ema = ctx.ema(self.g)
+        self.ema = ctx.ema(self.g, self.ema_decay)
         lr = getattr(ctx.cfg, self.section).lr
         self.opt_g = optimizer_g(self.g.param_groups(lr, ctx.cfg.model.encoder_lr_mult), lr=lr)
         self.scaler_g = ctx.grad_scaler()
@@ -72,6 +72,10 @@ class GeneratorStage:
         return self.ema.module if self.ema is not None else self.g
 
     best_metric_key = "train.best_metric"  # the config key that names best_metric
+
+    @property
+    def ema_decay(self) -> float:
+        return self.ctx.cfg.train.ema_decay
 
     @property
     def best_metric(self) -> str:
@@ -262,6 +266,11 @@ class Pix2PixStage(GeneratorStage):
         return parts, loss_g
 
     best_metric_key = "stage2.best_metric"
+
+    @property
+    def ema_decay(self) -> float:
+        """``stage2.ema_decay``, or ``train.ema_decay`` when that is 0."""
+        return self.ctx.cfg.stage2.ema_decay or self.ctx.cfg.train.ema_decay
 
     @property
     def best_metric(self) -> str:

@@ -46,6 +46,18 @@ def test_colorfulness_term_and_label_smoothing_join_g_and_d_losses():
     assert tuned.gan_loss.real_label == 0.9 and plain.gan_loss.real_label == 1.0
 
 
+def test_stage2_ema_decay_averages_stage_2_alone():
+    assert build(PretrainStage, "stage2.ema_decay=0.99").ema is None
+    assert build(Pix2PixStage).ema is None
+    stage = build(Pix2PixStage, "stage2.ema_decay=0.99", "train.ema_decay=0.5")
+    before = {k: v.clone() for k, v in stage.ema.module.state_dict().items()}
+    stage.step(batch(), Progress(0, 0.0))
+    moved = [
+        k for k, v in stage.ema.module.state_dict().items() if v.is_floating_point() and not torch.equal(v, before[k])
+    ]
+    assert moved and build(Pix2PixStage, "train.ema_decay=0.5").ema is not None
+
+
 def test_stage2_scores_colour_and_fidelity_against_its_start_and_picks_best_by_it():
     stage = build(Pix2PixStage, "stage2.color_weight=0.25")
     start = {"psnr": 24.0, "psnr_gray": 22.0, "delta_cf": 20.0}
