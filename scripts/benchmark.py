@@ -674,6 +674,7 @@ def video_section(args: argparse.Namespace) -> list[dict]:
     """Frames/s of ``pix2color.video.colorize_video`` (decode, model, smoothing, join, encode) per size and mode.
 
     A synthetic clip of VIDEO_FRAMES moving gradient frames per size; the default architecture, random weights.
+    Each size is first coloured once untimed, so that the first mode timed does not pay for the warm-up.
     """
     import av
     import numpy as np
@@ -695,6 +696,7 @@ def video_section(args: argparse.Namespace) -> list[dict]:
                     frame.pts = i
                     container.mux(stream.encode(frame))
                 container.mux(stream.encode(None))
+            colorize_video(colorizer, clip, Path(folder) / f"warm_up_{name}.mp4", VideoOptions(temporal="off"))
             for mode in TEMPORAL_MODES:
                 start = time.perf_counter()
                 colorize_video(colorizer, clip, Path(folder) / f"out_{name}_{mode}.mp4", VideoOptions(temporal=mode))
