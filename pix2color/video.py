@@ -39,7 +39,8 @@ from pix2color.video_options import FRAME_SEQUENCE_RATE, VideoOptions, is_frame_
 Routed = tuple  # (packet, the output stream it goes to; None: the video stream)
 # Encoder options beyond --crf. x264's macroblock tree gave different bitstreams (up to 39 levels apart once
 # decoded) for the same frames in different processes; without it the same frames always give the same
-# file, so a resumed run writes what an uninterrupted one does. It costs a few percent of bitrate at a crf.
+# file, so a resumed run writes what an uninterrupted one does. It cost 3% more bytes at crf 18 on the
+# test clip's pan at 480x320.
 ENCODER_OPTIONS = {"libx264": {"x264-params": "no-mbtree=1"}}
 # FFmpeg's colour matrix tags (AVColorSpace) -> the matrix swscale converts RGB to YUV with. An untagged
 # input was decoded with BT.601 (FFmpeg's default), so its output is encoded, and tagged, as BT.601.
@@ -225,7 +226,8 @@ def _settings(source: str | Path, info: VideoInfo, options: VideoOptions, identi
     path = Path(source)
     stat = (path if path.exists() else path.parent).stat()
     described = {"source": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    return described | {"rate": str(info.rate)} | asdict(options) | (identity or {})
+    encoder = {"encoder_options": ENCODER_OPTIONS.get(options.codec, {}), "colour": asdict(info.colour.encoded())}
+    return described | {"rate": str(info.rate)} | asdict(options) | encoder | (identity or {})
 
 
 def _colorize_chunks(

@@ -25,10 +25,11 @@ import pytest
 import torch
 from PIL import Image
 
+from pix2color import video
 from pix2color.commands import infer
 from pix2color.flicker import clip_scores
 from pix2color.inference import Colorizer
-from pix2color.video import colorize_video, decode_frames, probe
+from pix2color.video import ChunkStore, colorize_video, decode_frames, probe
 from pix2color.video_options import VideoOptions
 from tests.conftest import SHARED_DATA, require_shared_data
 
@@ -252,6 +253,19 @@ def test_interrupted_run_resumes_from_its_kept_chunks(clips, tiny_checkpoint, tm
     np.testing.assert_array_equal(frames_of(resumed), frames_of(whole))
     assert resumed.read_bytes() == whole.read_bytes()
     assert not parts.exists()
+
+
+def test_chunks_written_with_other_encoder_settings_are_not_reused(clips, tmp_path, monkeypatch):
+    info, options, target = probe(clips["second"]), VideoOptions(chunk_frames=8), tmp_path / "second.mp4"
+
+    def store() -> ChunkStore:
+        return ChunkStore(target, video._settings(clips["second"], info, options, None))
+
+    store().open()
+    store().chunk(0).write_bytes(b"a finished chunk")
+    assert store().open() == 1  # same settings: the chunk is kept
+    monkeypatch.setitem(video.ENCODER_OPTIONS, "libx264", {"x264-params": "no-mbtree=0"})
+    assert store().open() == 0 and not store().chunk(0).exists()
 
 
 PEAK_RSS_CHILD = """
