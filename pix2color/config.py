@@ -175,6 +175,11 @@ class Config:
     stage2: Stage2Config = field(default_factory=Stage2Config)
 
 
+def stage2_ema_decay(cfg: Config) -> float:
+    """The EMA decay of stage 2's generator: ``stage2.ema_decay``, or ``train.ema_decay`` when that is 0."""
+    return cfg.stage2.ema_decay or cfg.train.ema_decay
+
+
 def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] = ()) -> Config:
     """Read a YAML config, apply ``key=value`` overrides and check everything.
 

@@ -23,7 +23,7 @@ import yaml
 from torch import Tensor
 
 from pix2color.checkpoint import load_checkpoint
-from pix2color.config import Config, config_to_dict
+from pix2color.config import Config, config_to_dict, stage2_ema_decay
 from pix2color.errors import CheckpointError, UserError
 from pix2color.files import atomic_write
 from pix2color.inference import inference_weights, rebuild_generator
@@ -168,7 +168,7 @@ def model_card(state: dict[str, Any], cfg: Config, checkpoint: Path, dtype: str,
             ("stage 2", _stage2(cfg)),
             (
                 "EMA decay (stage 1, stage 2)",
-                f"{cfg.train.ema_decay:g}, {cfg.stage2.ema_decay or cfg.train.ema_decay:g}",
+                f"{cfg.train.ema_decay:g}, {stage2_ema_decay(cfg):g}",
             ),
         ),
         "",

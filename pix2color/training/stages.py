@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from pix2color import color, metrics
 from pix2color.checkpoint import check_resume_state, load_checkpoint, load_weights
-from pix2color.config import config_to_dict
+from pix2color.config import config_to_dict, stage2_ema_decay
 from pix2color.errors import ConfigError
 from pix2color.losses import PerceptualLoss, build_gan_loss, colorfulness_gap, l1_chroma
 from pix2color.models.discriminator import build_discriminator
@@ -79,7 +79,8 @@ class GeneratorStage:
 
     @property
     def best_metric(self) -> str:
-        return self.ctx.cfg.train.best_metric
+        section, key = self.best_metric_key.split(".")
+        return getattr(getattr(self.ctx.cfg, section), key)
 
     def scores(self, summary: dict[str, float], start: dict[str, float]) -> dict[str, float]:
         """Values that weigh a validation ``summary`` against the one of the stage's start: none here."""
@@ -269,12 +270,7 @@ class Pix2PixStage(GeneratorStage):
 
     @property
     def ema_decay(self) -> float:
-        """``stage2.ema_decay``, or ``train.ema_decay`` when that is 0."""
-        return self.ctx.cfg.stage2.ema_decay or self.ctx.cfg.train.ema_decay
-
-    @property
-    def best_metric(self) -> str:
-        return self.ctx.cfg.stage2.best_metric
+        return stage2_ema_decay(self.ctx.cfg)
 
     def scores(self, summary: dict[str, float], start: dict[str, float]) -> dict[str, float]:
         """``color_fidelity``: colour and fidelity against stage 1's weights (see :func:`metrics.color_fidelity`)."""
