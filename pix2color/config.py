@@ -284,6 +284,12 @@ def validate(cfg: Config, source: str, overridden: typing.Collection[str] = ()) 
             fail(key, f"{key}={value} must be in [0, 1).")
     if not 0 < cfg.stage1.share < 1:
         fail("stage1.share", f"stage1.share={cfg.stage1.share} must be between 0 and 1 (stage 2 gets the rest).")
+    if cfg.train.best_metric == "color_fidelity":
+        fail(
+            "train.best_metric",
+            "train.best_metric=color_fidelity scores stage 2 against its start; stage 1 starts from scratch, "
+            "so set it as stage2.best_metric and pick stage 1 by psnr, ssim, ciede2000 or l1.",
+        )
     if not 0.5 < cfg.stage2.real_label <= 1:
         label = cfg.stage2.real_label
         fail("stage2.real_label", f"stage2.real_label={label} must be in (0.5, 1]; 1 turns smoothing off.")

@@ -298,3 +298,9 @@ def test_named_choices_are_the_builder_dicts_and_an_unknown_name_lists_them(key,
     with pytest.raises(ConfigError) as caught:
         load_config(None, [f"{key}=no_such_name"])
     assert str(caught.value) == f"--set: {key}='no_such_name' is not valid; valid values: {', '.join(table)}."
+
+
+def test_color_fidelity_is_refused_for_stage_1_before_any_training():
+    with pytest.raises(ConfigError, match=r"--set: train.best_metric=color_fidelity .* stage2.best_metric"):
+        load_config(CONFIGS / "quickstart.yaml", ["train.best_metric=color_fidelity"])
+    assert load_config(CONFIGS / "quickstart.yaml", ["stage2.best_metric=psnr"]).stage2.best_metric == "psnr"
