@@ -220,6 +220,22 @@ def test_smoothing_resets_at_the_cut(clips, tiny_checkpoint, tmp_path):
     assert not np.array_equal(outputs["film"][CUT + 1 :], outputs["off"][CUT + 1 :])  # but the next ones are
 
 
+# infer.py whose chunks each take 0.5 s longer to complete (before their rename), so that the test's SIGINT
+# lands while chunks are still to come however fast the machine is (an idle one once finished them all first).
+SLOW_CHUNKS_CHILD = """
+import sys, time
+from pix2color import video
+from pix2color.commands.infer import main
+save_state = video.ChunkStore.save_state
+def slow_save_state(store, index, state):
+    save_state(store, index, state)
+    time.sleep(0.5)
+video.ChunkStore.save_state = slow_save_state
+sys.argv[0] = "infer.py"
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+
 def test_interrupted_run_resumes_from_its_kept_chunks(clips, tiny_checkpoint, tmp_path):
     """Ctrl-C (SIGINT) a run after two chunks; the same command keeps those chunks and finishes the file,
     byte for byte the file of an uninterrupted run (in a third process, with flow smoothing carried over)."""
@@ -228,7 +244,7 @@ def test_interrupted_run_resumes_from_its_kept_chunks(clips, tiny_checkpoint, tm
     env = os.environ | {"PYTHONPATH": str(REPO)}
     parts = tmp_path / "resumed" / ".film.mp4.parts"
     child = subprocess.Popen(
-        [sys.executable, str(REPO / "infer.py"), *command, "--out", str(tmp_path / "resumed")],
+        [sys.executable, "-c", SLOW_CHUNKS_CHILD, *command, "--out", str(tmp_path / "resumed")],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
