@@ -223,7 +223,8 @@ def test_smoothing_resets_at_the_cut(clips, tiny_checkpoint, tmp_path):
 # infer.py whose chunks each take 0.5 s longer to complete (before their rename), so that the test's SIGINT
 # lands while chunks are still to come however fast the machine is (an idle one once finished them all first).
 SLOW_CHUNKS_CHILD = """
-import sys, time
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # a background CI job inherits SIGINT ignored
 from pix2color import video
 from pix2color.commands.infer import main
 save_state = video.ChunkStore.save_state
