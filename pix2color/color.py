@@ -88,6 +88,31 @@ def l_chroma_to_rgb(lightness: Tensor, chroma: Tensor, space: str = "lab") -> Te
         return spec.from_space(lab).clamp(0, 1)
 
 
+def chroma_grid(space: str = "lab", step: float = 10.0, levels: int = 64) -> tuple[Tensor, Tensor]:
+    """The cells of a square grid over the chroma plane that hold at least one sRGB colour.
+
+    The cells are found by converting an RGB cube of ``levels`` steps per channel. In Lab with ``step``
+    10 they are the in-gamut bins of Zhang et al.'s "Colorful Image Colorization" (their 313).
+
+    Args:
+        space: "lab" or "luv".
+        step: the cell's side in the space's own units (ab for Lab); cells are centred on multiples of it.
+        levels: RGB levels per channel converted to find the cells.
+
+    Returns:
+        centres: (Q, 2) float32 cell centres, normalised as :func:`rgb_to_l_chroma` returns chroma, sorted.
+        spacing: (2,) float32 the cell's side along each chroma axis, normalised likewise.
+    """
+    spec = _space(space)
+    ramp = torch.linspace(0, 1, levels, dtype=torch.float64)
+    cube = torch.cartesian_prod(ramp, ramp, ramp).T.reshape(1, 3, -1, 1)
+    chroma = spec.to_space(cube)[0, 1:, :, 0].T  # (levels**3, 2) in the space's units
+    center = torch.tensor(spec.chroma_center, dtype=torch.float64)
+    scale = torch.tensor(spec.chroma_scale, dtype=torch.float64)
+    cells = torch.unique(torch.round((chroma - center) / step), dim=0)  # (Q, 2) integer cell coordinates
+    return (cells * step / scale).float(), (step / scale).float()
+
+
 def rgb_to_lightness(rgb: Tensor, space: str = "lab") -> Tensor:
     """Normalised lightness alone: (B, 3, H, W) RGB -> (B, 1, H, W) in [-1, 1]."""
     return rgb_to_l_chroma(rgb, space)[0]

@@ -34,11 +34,12 @@ def named_choices() -> dict[str, typing.Collection[str]]:
     from pix2color.losses import GAN_LOSSES
     from pix2color.metrics import HIGHER_IS_BETTER
     from pix2color.models.discriminator import NORMS
-    from pix2color.models.generator import ENCODERS
+    from pix2color.models.generator import CHROMA_HEADS, ENCODERS
     from pix2color.training.schedules import STAGE1_SCHEDULES, STAGE2_SCHEDULES
 
     return {
         "model.encoder": ENCODERS,
+        "model.chroma_head": CHROMA_HEADS,
         "disc.norm": NORMS,
         "stage2.gan_loss": GAN_LOSSES,
         "train.best_metric": HIGHER_IS_BETTER,
@@ -84,6 +85,10 @@ class ModelConfig:
     # none | resnet50 | inception_v3 | a timm model name: a frozen classifier whose global embedding
     # is fused at the bottleneck
     fusion: str = "none"
+    # regression: two channels of chroma, trained with L1 in stage 1; bins: a distribution over quantized
+    # chroma trained with class-rebalanced cross-entropy (Zhang et al.), decoded by its annealed mean
+    chroma_head: str = "regression"
+    bins_temperature: float = 0.38  # the annealed mean's temperature: 1 the mean, towards 0 the mode
     encoder_frozen_epochs: int = 0  # stage 1 epochs that train the decoder alone
     encoder_lr_mult: float = 0.1  # encoder learning rate relative to the decoder once unfrozen
 
@@ -132,6 +137,9 @@ class Stage1Config:
     schedule: str = "onecycle"  # a key of training.schedules.STAGE1_SCHEDULES
     warmup_fraction: float = 0.1  # share of the stage spent warming up
     share: float = 0.5  # share of train.minutes stage 1 gets when both stages run
+    # model.chroma_head=bins: share of the uniform distribution mixed into the colour prior before it is
+    # inverted into class weights (Zhang et al.'s lambda): 0.5 boosts rare colours, 1 weighs all alike
+    prior_mix: float = 0.5
 
 
 @dataclass
@@ -282,6 +290,8 @@ def validate(cfg: Config, source: str, overridden: typing.Collection[str] = ()) 
     for key, value in fractions.items():
         if not 0 <= value < 1:
             fail(key, f"{key}={value} must be in [0, 1).")
+    if not 0 <= cfg.stage1.prior_mix <= 1:
+        fail("stage1.prior_mix", f"stage1.prior_mix={cfg.stage1.prior_mix} must be in [0, 1]; 1 turns rebalancing off.")
     if not 0 < cfg.stage1.share < 1:
         fail("stage1.share", f"stage1.share={cfg.stage1.share} must be between 0 and 1 (stage 2 gets the rest).")
     if cfg.train.best_metric == "color_fidelity":
@@ -305,6 +315,7 @@ RANGED_KEYS: dict[str, tuple[str, ...]] = {
         "stage2.d_lr_ratio",
         "train.batch_size",
         "model.encoder_lr_mult",
+        "model.bins_temperature",
         "disc.ndf",
         "disc.n_layers",
         "data.max_image_pixels",

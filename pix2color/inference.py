@@ -74,7 +74,7 @@ def rebuild_generator(
         ConfigError: the config has unknown keys or wrong types.
     """
     cfg = config_from_dict(raw_config, source=str(source))
-    generator = build_generator(dataclasses.replace(cfg.model, pretrained="none"), cfg.data.size)
+    generator = build_generator(dataclasses.replace(cfg.model, pretrained="none"), cfg.data.size, cfg.color.space)
     load_weights(generator, weights, what, source)
     return generator.eval(), cfg
 

@@ -1,4 +1,5 @@
-"""Losses: L1 on chroma, a colorfulness gap, the GAN objectives (vanilla, lsgan, hinge), a VGG16 perceptual loss."""
+"""Losses: L1 on chroma, class-rebalanced cross-entropy over chroma bins, a colorfulness gap, the GAN objectives
+(vanilla, lsgan, hinge), a VGG16 perceptual loss."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from torch import Tensor, nn
 
 from pix2color.errors import ConfigError
 from pix2color.metrics import opponent_colorfulness
+from pix2color.models.chroma_bins import ChromaBins
 from pix2color.models.pretrained import IMAGENET_MEAN, IMAGENET_STD, load_torchvision_model
 
 # torchvision vgg16 ``features`` index of each ReLU output the perceptual loss can compare.
@@ -21,6 +23,55 @@ VGG16_LAYERS = {"relu1_2": 3, "relu2_2": 8, "relu3_3": 15, "relu4_3": 22, "relu5
 def l1_chroma(pred: Tensor, target: Tensor) -> Tensor:
     """Mean absolute error between predicted and true chroma, both (B, 2, H, W)."""
     return F.l1_loss(pred, target)
+
+
+class L1ChromaLoss(nn.Module):
+    """Stage 1's loss for a regression head: :func:`l1_chroma` on (B, 2, H, W) chroma."""
+
+    log_name = "loss_l1"
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        return l1_chroma(pred, target)
+
+
+class RebalancedBinsLoss(nn.Module):
+    """Zhang et al.'s class-rebalanced cross-entropy between bin logits and the soft-encoded true chroma.
+
+    Each pixel is weighted by how rare its nearest bin is in a prior counted over every batch seen so far
+    (the ``counts`` buffer, kept in the checkpoint): w ∝ 1 / ((1 − mix)·p̃ + mix / Q), with p̃ the prior
+    smoothed by a Gaussian of the soft encoding's width, normalised so that E_p̃[w] = 1.
+
+    Args:
+        bins: the bins the logits score (the generator head's).
+        prior_mix: Zhang et al.'s lambda: 0.5 by default, 1 weighs every pixel alike.
+    """
+
+    log_name = "loss_bins"
+
+    def __init__(self, bins: ChromaBins, prior_mix: float = 0.5):
+        super().__init__()
+        self.bins = bins
+        self.prior_mix = prior_mix
+        cells = bins.centres / bins.spacing  # (Q, 2) in cells
+        smoothing = torch.exp(-torch.cdist(cells, cells).square() / (2 * bins.sigma**2))
+        self.register_buffer("smoothing", smoothing / smoothing.sum(dim=0, keepdim=True), persistent=False)
+        self.register_buffer("counts", torch.zeros(len(bins), dtype=torch.float64))
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        """Args: logits (B, Q, H, W); target (B, 2, H, W) true chroma. Returns a scalar; counts the batch's bins."""
+        index, weight = self.bins.soft_encode(target)
+        nearest = index.gather(1, weight.argmax(dim=1, keepdim=True)).squeeze(1)  # (B, H, W)
+        with torch.no_grad():
+            self.counts += torch.bincount(nearest.flatten(), minlength=len(self.bins)).to(self.counts)
+        log_p = torch.log_softmax(logits.float(), dim=1)
+        cross_entropy = -(log_p.gather(1, index) * weight).sum(dim=1)  # (B, H, W)
+        return (self.class_weights()[nearest] * cross_entropy).mean()
+
+    def class_weights(self) -> Tensor:
+        """(Q,) float32 weight of each bin from the prior counted so far."""
+        prior = self.smoothing.double() @ (self.counts / self.counts.sum().clamp_min(1))
+        weights = 1 / ((1 - self.prior_mix) * prior + self.prior_mix / len(self.bins))
+        return (weights / (prior * weights).sum()).float()
 
 
 def colorfulness_gap(pred_rgb: Tensor, target_rgb: Tensor) -> Tensor:

@@ -216,6 +216,9 @@ def test_a_binary_file_passed_as_config_is_a_config_error(tmp_path):
         ("model.encoder=resnet9", r"model.encoder='resnet9' is not valid; valid values: resnet18, resnet34"),
         ("color.space=hsv", r"color.space='hsv' is not valid; valid values: lab, luv"),
         ("stage2.gan_loss=wgan", r"valid values: vanilla, lsgan, hinge"),
+        ("model.chroma_head=classes", r"model.chroma_head='classes' is not valid; valid values: regression, bins"),
+        ("model.bins_temperature=0", r"model.bins_temperature=0.0 must be greater than 0"),
+        ("stage1.prior_mix=1.5", r"stage1.prior_mix=1.5 must be in \[0, 1\]; 1 turns rebalancing off"),
     ],
 )
 def test_invalid_value_in_an_override_is_refused_naming_set(override, expected):
@@ -283,6 +286,7 @@ def test_saved_config_loads_back_equal(tmp_path, path):
         ("stage2.gan_loss", "pix2color.losses:GAN_LOSSES"),
         ("train.best_metric", "pix2color.metrics:HIGHER_IS_BETTER"),
         ("stage2.g_schedule", "pix2color.training.schedules:STAGE2_SCHEDULES"),
+        ("model.chroma_head", "pix2color.models.generator:CHROMA_HEADS"),
     ],
 )
 def test_named_choices_are_the_builder_dicts_and_an_unknown_name_lists_them(key, names, monkeypatch):

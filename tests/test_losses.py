@@ -7,7 +7,15 @@ import torch
 
 from pix2color import metrics
 from pix2color.errors import ConfigError
-from pix2color.losses import GAN_LOSSES, PerceptualLoss, build_gan_loss, colorfulness_gap, l1_chroma
+from pix2color.losses import (
+    GAN_LOSSES,
+    PerceptualLoss,
+    RebalancedBinsLoss,
+    build_gan_loss,
+    colorfulness_gap,
+    l1_chroma,
+)
+from pix2color.models.chroma_bins import ChromaBins
 
 
 def _full(value: float) -> torch.Tensor:
@@ -100,3 +108,34 @@ def test_perceptual_loss_rejects_unknown_layers_and_missing_weights(tmp_path):
         PerceptualLoss(pretrained="none", layers=("relu9_9",))
     with pytest.raises(ConfigError, match="no such file"):
         PerceptualLoss(pretrained=str(tmp_path / "vgg16.pth"))
+
+
+def test_bins_loss_is_lowest_for_logits_that_put_the_truths_bin_first():
+    bins = ChromaBins("lab")
+    truth = bins.centres[[3, 200]].T.reshape(1, 2, 1, 2)  # two pixels on bin centres
+    loss = RebalancedBinsLoss(bins, prior_mix=1.0)
+    right, wrong = torch.zeros(1, len(bins), 1, 2), torch.zeros(1, len(bins), 1, 2)
+    right[0, 3, 0, 0] = right[0, 200, 0, 1] = 10.0
+    wrong[0, 200, 0, 0] = wrong[0, 3, 0, 1] = 10.0
+    assert loss(right, truth) < loss(torch.zeros_like(right), truth) < loss(wrong, truth)
+
+
+def test_bins_loss_counts_the_prior_and_weighs_rare_colours_up():
+    bins = ChromaBins("lab")
+    loss = RebalancedBinsLoss(bins, prior_mix=0.5)
+    gray, rare = bins.centres[:, 0].abs().add(bins.centres[:, 1].abs()).argmin().item(), 5
+    truth = bins.centres[[gray] * 9 + [rare]].T.reshape(1, 2, 1, 10)
+    logits = torch.zeros(1, len(bins), 1, 10, requires_grad=True)
+    loss(logits, truth).backward()
+    assert loss.counts.sum() == 10 and loss.counts[gray] == 9 and loss.counts[rare] == 1
+    weights = loss.class_weights()
+    assert weights[rare] > weights[gray]
+    prior = loss.smoothing.double() @ (loss.counts / loss.counts.sum())
+    assert (prior * weights.double()).sum().item() == pytest.approx(1.0, rel=1e-5)  # E_prior[w] = 1
+    assert logits.grad.abs()[0, :, 0, 9].sum() > logits.grad.abs()[0, :, 0, 0].sum()  # the rare pixel pulls harder
+
+
+def test_bins_loss_with_prior_mix_1_weighs_every_colour_alike():
+    loss = RebalancedBinsLoss(ChromaBins("lab"), prior_mix=1.0)
+    loss.counts[:5] = torch.tensor([100.0, 1, 0, 7, 3], dtype=torch.float64)
+    assert torch.allclose(loss.class_weights(), torch.ones(len(loss.bins)))

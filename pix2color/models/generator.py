@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from pix2color.config import ModelConfig, check_size, nearest_sizes
 from pix2color.errors import ConfigError
+from pix2color.models.chroma_bins import AnnealedMean, ChromaBins
 from pix2color.models.fusion import GlobalFusion, build_fusion
 from pix2color.models.pretrained import load_torchvision_model
 
@@ -33,18 +34,38 @@ ENCODERS: dict[str, Callable[..., nn.Module]] = {
 _CUTS: dict[str, Callable[[nn.Module], nn.Module]] = {"vgg16_bn": lambda model: model.features}
 
 
+def _regression_head(cfg: ModelConfig, space: str) -> tuple[int, tuple[float, float] | None, nn.Module]:
+    """Two channels squashed into [-1, 1]: the chroma itself."""
+    return 2, (-1.0, 1.0), nn.Identity()
+
+
+def _bins_head(cfg: ModelConfig, space: str) -> tuple[int, tuple[float, float] | None, nn.Module]:
+    """One logit per chroma bin, decoded by the annealed mean (Zhang et al.)."""
+    bins = ChromaBins(space)
+    return len(bins), None, AnnealedMean(bins, cfg.bins_temperature)
+
+
+# model.chroma_head -> (U-Net output channels, their y_range, the module that turns them into chroma)
+CHROMA_HEADS: dict[str, Callable[[ModelConfig, str], tuple[int, tuple[float, float] | None, nn.Module]]] = {
+    "regression": _regression_head,
+    "bins": _bins_head,
+}
+
+
 class Generator(nn.Module):
     """Maps lightness to chroma with a U-Net whose encoder can be frozen for transfer learning.
 
     Args:
         unet: a fastai DynamicUnet whose first layer is the encoder.
         fusion: fuses a global image embedding into the encoder's output, or None.
+        head: turns the U-Net's output into chroma (:data:`CHROMA_HEADS`); None: the output is the chroma.
     """
 
-    def __init__(self, unet: nn.Module, fusion: GlobalFusion | None = None):
+    def __init__(self, unet: nn.Module, fusion: GlobalFusion | None = None, head: nn.Module | None = None):
         super().__init__()
         self.unet = unet
         self.fusion = fusion
+        self.head = head if head is not None else nn.Identity()
         self.encoder_frozen = False
         if fusion is not None:
             self.encoder.register_forward_hook(self._fuse)
@@ -54,20 +75,21 @@ class Generator(nn.Module):
         """The pretrained body, the U-Net's first layer."""
         return self.unet[0]
 
-    def forward(self, lightness: Tensor) -> Tensor:
+    def forward(self, lightness: Tensor, decode: bool = True) -> Tensor:
         """Predict chroma.
 
         Args:
             lightness: (B, 1, H, W) in [-1, 1]; H and W multiples of 32, any size.
+            decode: False returns what the head reads (a bins head's (B, Q, H, W) logits), for its loss.
 
         Returns:
             (B, 2, H, W) chroma in [-1, 1].
         """
         _check_lightness(lightness)
-        chroma = self.unet(lightness)
+        output = self.unet(lightness)
         for hook in self.unet.sfs:  # fastai keeps the skip activations: drop them (memory, deepcopy for EMA)
             hook.stored = None
-        return chroma
+        return self.head(output) if decode else output
 
     def freeze_encoder(self, frozen: bool) -> None:
         """Freeze (no gradients, BatchNorm in eval mode even under ``train()``) or unfreeze the encoder."""
@@ -104,12 +126,13 @@ class Generator(nn.Module):
         return self.fusion(args[0], features)
 
 
-def build_generator(cfg: ModelConfig, size: int = 256) -> Generator:
+def build_generator(cfg: ModelConfig, size: int = 256, space: str = "lab") -> Generator:
     """Build the generator that ``cfg`` describes, in training mode.
 
     Args:
-        cfg: encoder, pretrained weights, self-attention, blur, last_cross, spectral norm, fusion.
+        cfg: encoder, pretrained weights, self-attention, blur, last_cross, spectral norm, fusion, chroma head.
         size: the square size the U-Net is laid out at, a multiple of 32; it then runs at any such size.
+        space: the colour space whose chroma it predicts ("lab" or "luv"); a bins head quantizes it.
 
     Raises:
         ConfigError: an unknown encoder or fusion, a bad size, or pretrained weights that cannot be loaded.
@@ -119,21 +142,22 @@ def build_generator(cfg: ModelConfig, size: int = 256) -> Generator:
     from fastai.vision.models.unet import DynamicUnet
 
     check_size(size, f"generator size {size}")
+    outputs, y_range, head = CHROMA_HEADS[cfg.chroma_head](cfg, space)
     body = build_encoder(cfg.encoder, cfg.pretrained)
     fusion = build_fusion(cfg.fusion, cfg.pretrained, num_features_model(body))
     unet = DynamicUnet(
         body,
-        n_out=2,
+        n_out=outputs,
         img_size=(size, size),
         blur=cfg.blur,
         self_attention=cfg.self_attention,
-        y_range=(-1.0, 1.0),
+        y_range=y_range,
         last_cross=cfg.last_cross,
         norm_type=NormType.Spectral if cfg.spectral_norm else None,
     )
     _drop_tensor_base(unet)
     _parametrize_spectral_norm(unet)
-    return Generator(unet, fusion).train()
+    return Generator(unet, fusion, head).train()
 
 
 def build_encoder(name: str, pretrained: str) -> nn.Sequential:

@@ -42,7 +42,8 @@ class StageContext:
         model_cfg = self.cfg.model
         if weights_from_checkpoint:
             model_cfg = dataclasses.replace(model_cfg, pretrained="none")
-        return build_generator(model_cfg, self.cfg.data.size).to(self.device, memory_format=self.memory_format)
+        generator = build_generator(model_cfg, self.cfg.data.size, self.cfg.color.space)
+        return generator.to(self.device, memory_format=self.memory_format)
 
     def on_device(self, module: nn.Module) -> nn.Module:
         return module.to(self.device, memory_format=self.memory_format)

@@ -15,6 +15,7 @@ A new recipe is one more class here (or a subclass of one) and an entry in :data
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -25,9 +26,16 @@ from torch import Tensor, nn
 
 from pix2color import color, metrics
 from pix2color.checkpoint import check_resume_state, load_checkpoint, load_weights
-from pix2color.config import config_to_dict, stage2_ema_decay
+from pix2color.config import Config, config_to_dict, stage2_ema_decay
 from pix2color.errors import ConfigError
-from pix2color.losses import PerceptualLoss, build_gan_loss, colorfulness_gap, l1_chroma
+from pix2color.losses import (
+    L1ChromaLoss,
+    PerceptualLoss,
+    RebalancedBinsLoss,
+    build_gan_loss,
+    colorfulness_gap,
+    l1_chroma,
+)
 from pix2color.models.discriminator import build_discriminator
 from pix2color.runtime import autocast
 from pix2color.training import schedules
@@ -114,7 +122,8 @@ class GeneratorStage:
 
 
 class PretrainStage(GeneratorStage):
-    """Stage 1: the generator alone, L1 between predicted and true chroma; one-cycle or cosine learning rate."""
+    """Stage 1: the generator alone, on its head's loss (:data:`PRETRAIN_LOSSES`: L1 on chroma, or rebalanced
+    cross-entropy on chroma bins); one-cycle or cosine learning rate."""
 
     name = "pretrain"
     section = "stage1"
@@ -123,21 +132,29 @@ class PretrainStage(GeneratorStage):
         s1 = ctx.cfg.stage1
         super().__init__(ctx, resuming, partial(torch.optim.Adam, weight_decay=s1.weight_decay))
         self.schedule = partial(schedules.STAGE1_SCHEDULES[s1.schedule], warmup=s1.warmup_fraction)
+        self.loss = ctx.on_device(PRETRAIN_LOSSES[ctx.cfg.model.chroma_head](self.g, ctx.cfg))
 
     def start_epoch(self, epoch: int) -> None:
         self.g.freeze_encoder(epoch < self.ctx.cfg.model.encoder_frozen_epochs)
         super().start_epoch(epoch)
 
     def step(self, rgb: Tensor, progress: Progress) -> dict[str, Tensor]:
-        """One L1 update. rgb: (B, 3, S, S) uint8 on the device."""
+        """One update on the head's loss. rgb: (B, 3, S, S) uint8 on the device."""
         schedules.set_learning_rate(self.opt_g, self.schedule(progress.fraction))
         lightness, chroma = self.ctx.to_model_space(rgb)
         with autocast(self.ctx.device, self.ctx.amp):
-            pred = self.g_train(lightness)
-        loss = l1_chroma(pred.float(), chroma)
+            output = self.g_train(lightness, decode=False)
+        loss = self.loss(output.float(), chroma)
         grad_norm = self.ctx.update(loss, self.opt_g, self.g, self.scaler_g)
         self.update_ema()
-        return {"loss_l1": loss.detach(), "grad_norm_g": grad_norm}
+        return {self.loss.log_name: loss.detach(), "grad_norm_g": grad_norm}
+
+    def state_dict(self) -> dict[str, Any]:
+        return super().state_dict() | {"loss": self.loss.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any], where: str) -> None:
+        super().load_state_dict(state, where)
+        self.loss.load_state_dict(state.get("loss", {}))  # checkpoints before the bins head kept no loss state
 
 
 class Pix2PixStage(GeneratorStage):
@@ -305,5 +322,11 @@ def check_same_model(ours: dict[str, Any], theirs: dict[str, Any], source: str |
                     f"{value!r}; use the same setting or another stage 1 checkpoint."
                 )
 
+
+# model.chroma_head -> stage 1's loss, built from the generator (whose head it trains) and the config
+PRETRAIN_LOSSES: dict[str, Callable[[nn.Module, Config], nn.Module]] = {
+    "regression": lambda generator, cfg: L1ChromaLoss(),
+    "bins": lambda generator, cfg: RebalancedBinsLoss(generator.head.bins, cfg.stage1.prior_mix),
+}
 
 STAGES: dict[str, type[GeneratorStage]] = {"pretrain": PretrainStage, "gan": Pix2PixStage}

@@ -88,6 +88,17 @@ def test_state_round_trips_into_a_fresh_stage():
     assert fresh.opt_g.state_dict()["state"].keys() == trained.opt_g.state_dict()["state"].keys()
 
 
+def test_bins_head_trains_on_rebalanced_cross_entropy_and_keeps_its_prior_across_a_resume():
+    trained = build(PretrainStage, "model.chroma_head=bins")
+    values = trained.step(batch(), Progress(0, 0.0))
+    assert set(values) == {"loss_bins", "grad_norm_g"} and torch.isfinite(values["loss_bins"])
+    assert trained.loss.counts.sum() == 2 * 64 * 64  # every pixel counted into the prior
+    fresh = build(PretrainStage, "model.chroma_head=bins")
+    fresh.load_state_dict(trained.state_dict(), "test")
+    assert torch.equal(fresh.loss.counts, trained.loss.counts)
+    assert torch.isfinite(build(Pix2PixStage, "model.chroma_head=bins").step(batch(), Progress(0, 0.0))["loss_g"])
+
+
 class VividPix2Pix(Pix2PixStage):
     """A toy stage-2 recipe: pix2pix plus a small reward for saturated chroma."""
 
