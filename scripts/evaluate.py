@@ -75,6 +75,13 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--render-size", type=at_least(32), help="square the model runs at (default: its training size)"
     )
+    parser.add_argument(
+        "--saturation",
+        type=float,
+        nargs="+",
+        default=[1.0],
+        help="factor on the predicted chroma: one for every checkpoint, or one each (default 1, as trained)",
+    )
     parser.add_argument("--batch-size", type=at_least(1), default=16)
     parser.add_argument("--device", default="auto", choices=typing.get_args(Device))
     parser.add_argument("--workers", type=at_least(0), default=2, help="image decoding processes (0: in this one)")
@@ -112,9 +119,15 @@ def load_colorizers(args: argparse.Namespace) -> dict[str, Colorizer]:
             f"need {len(args.checkpoint)} distinct labels other than '{GRAY}' and '{TRUTH}' for the checkpoints, "
             f"got {labels}; pass them with --labels."
         )
+    saturations = args.saturation * len(args.checkpoint) if len(args.saturation) == 1 else args.saturation
+    if len(saturations) != len(args.checkpoint) or min(saturations) < 0:
+        raise UserError(
+            f"--saturation {' '.join(map(str, args.saturation))}: give one factor of 0 or more for every "
+            f"checkpoint, or one per --checkpoint ({len(args.checkpoint)})."
+        )
     return {
-        label: Colorizer.from_checkpoint(path, args.device, args.render_size, batch_size=args.batch_size)
-        for label, path in zip(labels, args.checkpoint, strict=True)
+        label: Colorizer.from_checkpoint(path, args.device, args.render_size, saturation, batch_size=args.batch_size)
+        for label, path, saturation in zip(labels, args.checkpoint, saturations, strict=True)
     }
 
 

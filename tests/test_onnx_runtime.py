@@ -13,10 +13,12 @@ from pix2color.models.generator import build_generator
 from pix2color.onnx_runtime import OnnxGenerator
 
 
-@pytest.fixture(scope="module")
-def generator():
+@pytest.fixture(scope="module", params=["regression", "bins"])
+def generator(request):
+    """A random generator with each chroma head (the bins head's annealed mean is exported with the U-Net)."""
     torch.manual_seed(0)
-    return build_generator(ModelConfig(encoder="resnet18", pretrained="none", last_cross=False), 64).eval()
+    cfg = ModelConfig(encoder="resnet18", pretrained="none", last_cross=False, chroma_head=request.param)
+    return build_generator(cfg, 64).eval()
 
 
 def test_matches_pytorch_at_another_batch_and_size(generator):

@@ -74,6 +74,18 @@ def test_fp16_release_round_trips_and_colours_within_one_level_of_the_checkpoint
     assert max_difference(from_release, from_checkpoint, images) <= 1
 
 
+def test_a_bins_head_release_colours_like_its_checkpoint(tmp_path):
+    """The bins are rebuilt from config.yaml, not stored: the release still decodes the same chroma."""
+    cfg = load_config(None, ["model.pretrained=none", "data.size=64", "model.chroma_head=bins"])
+    torch.manual_seed(2)
+    state = {"config": config_to_dict(cfg), "stage": "pretrain", "generator": build_generator(cfg.model, 64).state_dict()}
+    save_checkpoint(state, tmp_path / "bins.pt")
+    release = export_release(tmp_path / "bins.pt", tmp_path / "release", dtype="fp32")
+    from_release = Colorizer.from_pretrained(release, device="cpu", precision="fp32")
+    from_checkpoint = Colorizer.from_checkpoint(tmp_path / "bins.pt", device="cpu", precision="fp32")
+    assert max_difference(from_release, from_checkpoint, [photo(seed=0), photo(40, 64, seed=1)]) == 0
+
+
 def test_fp32_release_holds_exactly_the_checkpoint_weights(tiny_checkpoint, tmp_path):
     release = export_release(tiny_checkpoint, tmp_path / "release", dtype="fp32")
     loaded, _ = load_generator(release)

@@ -91,3 +91,19 @@ def test_missing_checkpoint_exits_2_with_one_line_when_run_as_a_script(run_scrip
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: checkpoint {tmp_path / 'nope.pt'} does not exist")
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_saturation_per_checkpoint_scales_its_colour_and_a_wrong_count_is_one_line(
+    evaluate, write_photos, tmp_path, checkpoints, capsys
+):
+    write_photos(tmp_path / "photos", 2)
+    args = ["--data", str(tmp_path / "photos"), "--size", "32", "--workers", "0", "--out", str(tmp_path / "eval")]
+    args += ["--checkpoint", str(checkpoints["random"])] * 3 + ["--labels", "as_trained", "gray_0", "vivid_2"]
+    assert evaluate.main([*args, "--saturation", "1", "0", "2"]) == 0
+    rows = _table_rows(capsys.readouterr().out)
+    cf = 3
+    assert float(rows["gray_0"][cf]) < 0.1 * float(rows["as_trained"][cf])  # only the 8-bit rounding's tint
+    assert float(rows["vivid_2"][cf]) > 1.5 * float(rows["as_trained"][cf]) > 0
+    assert evaluate.main([*args, "--saturation", "1", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --saturation 1.0 2.0: give one factor") and err.count("\n") == 1
