@@ -78,8 +78,10 @@ def test_a_bins_head_release_colours_like_its_checkpoint(tmp_path):
     """The bins are rebuilt from config.yaml, not stored: the release still decodes the same chroma."""
     cfg = load_config(None, ["model.pretrained=none", "data.size=64", "model.chroma_head=bins"])
     torch.manual_seed(2)
-    state = {"config": config_to_dict(cfg), "stage": "pretrain", "generator": build_generator(cfg.model, 64).state_dict()}
-    save_checkpoint(state, tmp_path / "bins.pt")
+    generator = build_generator(cfg.model, 64)
+    save_checkpoint(
+        {"config": config_to_dict(cfg), "stage": "pretrain", "generator": generator.state_dict()}, tmp_path / "bins.pt"
+    )
     release = export_release(tmp_path / "bins.pt", tmp_path / "release", dtype="fp32")
     from_release = Colorizer.from_pretrained(release, device="cpu", precision="fp32")
     from_checkpoint = Colorizer.from_checkpoint(tmp_path / "bins.pt", device="cpu", precision="fp32")
