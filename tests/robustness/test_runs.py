@@ -20,10 +20,9 @@ from typing import NamedTuple
 import pytest
 import torch
 
-from pix2color import checkpoint
+from pix2color import checkpoint, losses
 from pix2color.checkpoint import load_checkpoint
 from pix2color.commands import train
-from pix2color.training import stages
 from pix2color.training.loop import Loop
 from tests.robustness.conftest import (
     HEADER_UNREADABLE,
@@ -180,7 +179,7 @@ def test_disk_full_while_saving_keeps_the_previous_checkpoint_and_is_one_line(tm
 
 
 def test_nan_loss_stops_with_one_line_naming_step_and_loss(tmp_path, photos, capsys, monkeypatch):
-    real_loss = stages.l1_chroma
+    real_loss = losses.l1_chroma
     calls: list[int] = []
 
     def nan_on_the_second_step(pred, target):
@@ -188,7 +187,7 @@ def test_nan_loss_stops_with_one_line_naming_step_and_loss(tmp_path, photos, cap
         loss = real_loss(pred, target)
         return loss * float("nan") if len(calls) == 2 else loss
 
-    monkeypatch.setattr(stages, "l1_chroma", nan_on_the_second_step)
+    monkeypatch.setattr(losses, "l1_chroma", nan_on_the_second_step)  # stage 1's L1ChromaLoss calls it
     run_dir = tmp_path / "run"
     last = last_checkpoint(run_dir)
     code, _, err = train_here(capsys, "--data", photos, "--out", run_dir, overrides=("train.save_every_steps=1",))

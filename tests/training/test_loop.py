@@ -196,15 +196,15 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(
 def test_nan_loss_stops_with_one_line_naming_step_and_loss_and_keeps_last_checkpoint(
     photos, tmp_path, monkeypatch, capsys
 ):
-    from pix2color.training import stages
+    from pix2color import losses
 
-    real_l1, calls = stages.l1_chroma, []
+    real_l1, calls = losses.l1_chroma, []
 
     def l1_turning_nan_at_step_3(pred, target):
         calls.append(1)
         return real_l1(pred, target) * (float("nan") if len(calls) == 3 else 1.0)
 
-    monkeypatch.setattr(stages, "l1_chroma", l1_turning_nan_at_step_3)
+    monkeypatch.setattr(losses, "l1_chroma", l1_turning_nan_at_step_3)  # stage 1's L1ChromaLoss calls it
     assert train(photos, tmp_path / "run", "train.save_every_steps=2") == 2
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error:")]

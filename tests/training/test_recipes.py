@@ -33,8 +33,10 @@ ONE_STEP = [
 
 
 def stage2_recipe(name: str) -> dict:
-    stage2 = dataclasses.asdict(load_config(CONFIGS / name).stage2)
-    return {key: value for key, value in stage2.items() if key not in RECIPE_KEYS_PER_RUN}
+    """The config's stage-2 section, less what a run sizes, and its discriminator."""
+    cfg = load_config(CONFIGS / name)
+    stage2 = {key: value for key, value in dataclasses.asdict(cfg.stage2).items() if key not in RECIPE_KEYS_PER_RUN}
+    return stage2 | {"disc": dataclasses.asdict(cfg.disc)}
 
 
 def test_every_config_carries_the_quickstarts_stage2_recipe():
