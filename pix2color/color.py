@@ -9,6 +9,7 @@ transforms are sensitive to rounding and cost little next to the model.
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
 
 import kornia.color
@@ -88,11 +89,12 @@ def l_chroma_to_rgb(lightness: Tensor, chroma: Tensor, space: str = "lab") -> Te
         return spec.from_space(lab).clamp(0, 1)
 
 
-def chroma_grid(space: str = "lab", step: float = 10.0, levels: int = 64) -> tuple[Tensor, Tensor]:
-    """The cells of a square grid over the chroma plane that hold at least one sRGB colour.
+@functools.cache
+def chroma_grid(space: str = "lab", step: float = 10.0, levels: int = 128) -> tuple[Tensor, Tensor]:
+    """The cells of a square grid over the chroma plane that hold at least one sRGB colour (cached).
 
-    The cells are found by converting an RGB cube of ``levels`` steps per channel. In Lab with ``step``
-    10 they are the in-gamut bins of Zhang et al.'s "Colorful Image Colorization" (their 313).
+    The cells are found by converting an RGB cube of ``levels`` steps per channel: 262 in Lab with
+    ``step`` 10, the sRGB part of the 313 in-gamut bins of Zhang et al.'s "Colorful Image Colorization".
 
     Args:
         space: "lab" or "luv".

@@ -290,8 +290,8 @@ def validate(cfg: Config, source: str, overridden: typing.Collection[str] = ()) 
     for key, value in fractions.items():
         if not 0 <= value < 1:
             fail(key, f"{key}={value} must be in [0, 1).")
-    if not 0 <= cfg.stage1.prior_mix <= 1:
-        fail("stage1.prior_mix", f"stage1.prior_mix={cfg.stage1.prior_mix} must be in [0, 1]; 1 turns rebalancing off.")
+    if not 0 < cfg.stage1.prior_mix <= 1:
+        fail("stage1.prior_mix", f"stage1.prior_mix={cfg.stage1.prior_mix} must be in (0, 1]; 1 turns rebalancing off.")
     if not 0 < cfg.stage1.share < 1:
         fail("stage1.share", f"stage1.share={cfg.stage1.share} must be between 0 and 1 (stage 2 gets the rest).")
     if cfg.train.best_metric == "color_fidelity":

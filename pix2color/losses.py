@@ -62,7 +62,10 @@ class RebalancedBinsLoss(nn.Module):
         index, weight = self.bins.soft_encode(target)
         nearest = index.gather(1, weight.argmax(dim=1, keepdim=True)).squeeze(1)  # (B, H, W)
         with torch.no_grad():
-            self.counts += torch.bincount(nearest.flatten(), minlength=len(self.bins)).to(self.counts)
+            counts = torch.bincount(nearest.flatten(), minlength=len(self.bins)).to(self.counts)
+            if torch.distributed.is_initialized():
+                torch.distributed.all_reduce(counts)  # under torchrun every rank weighs by the same prior
+            self.counts += counts
         log_p = torch.log_softmax(logits.float(), dim=1)
         cross_entropy = -(log_p.gather(1, index) * weight).sum(dim=1)  # (B, H, W)
         return (self.class_weights()[nearest] * cross_entropy).mean()

@@ -263,7 +263,7 @@ def model_cost(path: dict, size: int, render: int, device: str) -> dict[str, flo
     from pix2color.models.generator import build_generator
 
     cfg = path_config(path, size, 1, device, ROOT)  # data.train is not read
-    generator = build_generator(cfg.model, size).to(device).eval()
+    generator = build_generator(cfg.model, size, cfg.color.space).to(device).eval()
     result = {"params_m": sum(p.numel() for p in generator.parameters()) / 1e6}
     for side in sorted({size, render}):
         counter = FlopCounterMode(display=False)
@@ -283,7 +283,8 @@ def build_colorizer(path: dict, render: int, batch: int, device: str):
     from pix2color.models.generator import build_generator
 
     cfg = path_config(path, render, batch, device, ROOT)  # data.train is not read
-    colorizer = Colorizer(build_generator(cfg.model, render), cfg.color.space, render, device=device, batch_size=batch)
+    generator = build_generator(cfg.model, render, cfg.color.space)
+    colorizer = Colorizer(generator, cfg.color.space, render, device=device, batch_size=batch)
     colorizer.amp = amp_dtype(colorizer.device, cfg.train.amp, cfg.train.amp_dtype)
     if not cfg.train.channels_last:
         colorizer.generator.to(memory_format=torch.contiguous_format)
@@ -556,7 +557,7 @@ def serve_section(args: argparse.Namespace) -> dict[str, dict]:
     with tempfile.TemporaryDirectory() as folder:
         cfg = load_config(None, ["model.pretrained=none", f"data.size={args.render_size}"])
         checkpoint = Path(folder) / "random.pt"
-        generator = build_generator(cfg.model, cfg.data.size)
+        generator = build_generator(cfg.model, cfg.data.size, cfg.color.space)
         save_checkpoint(
             {"config": config_to_dict(cfg), "stage": "pretrain", "generator": generator.state_dict()}, checkpoint
         )

@@ -218,7 +218,8 @@ def test_a_binary_file_passed_as_config_is_a_config_error(tmp_path):
         ("stage2.gan_loss=wgan", r"valid values: vanilla, lsgan, hinge"),
         ("model.chroma_head=classes", r"model.chroma_head='classes' is not valid; valid values: regression, bins"),
         ("model.bins_temperature=0", r"model.bins_temperature=0.0 must be greater than 0"),
-        ("stage1.prior_mix=1.5", r"stage1.prior_mix=1.5 must be in \[0, 1\]; 1 turns rebalancing off"),
+        ("stage1.prior_mix=1.5", r"stage1.prior_mix=1.5 must be in \(0, 1\]; 1 turns rebalancing off"),
+        ("stage1.prior_mix=0", r"stage1.prior_mix=0.0 must be in \(0, 1\]"),  # 0 divides by unseen colours
     ],
 )
 def test_invalid_value_in_an_override_is_refused_naming_set(override, expected):

@@ -33,8 +33,8 @@ class ChromaBins(nn.Module):
         lookup = torch.full(tuple((cells.amax(dim=0) + 1).tolist()), -1, dtype=torch.long)
         lookup[cells[:, 0], cells[:, 1]] = torch.arange(len(cells))
         self.sigma = sigma
-        self.register_buffer("centres", centres, persistent=False)  # (Q, 2)
-        self.register_buffer("spacing", spacing, persistent=False)  # (2,)
+        self.register_buffer("centres", centres.clone(), persistent=False)  # (Q, 2); the grid is cached
+        self.register_buffer("spacing", spacing.clone(), persistent=False)  # (2,)
         self.register_buffer("origin", origin, persistent=False)  # (2,) grid coordinates of lookup[0, 0]
         self.register_buffer("lookup", lookup, persistent=False)  # (I, J) bin index of each cell, -1 outside
         self.register_buffer("neighbourhood", NEIGHBOURHOOD.clone(), persistent=False)

@@ -83,7 +83,7 @@ class Generator(nn.Module):
             decode: False returns what the head reads (a bins head's (B, Q, H, W) logits), for its loss.
 
         Returns:
-            (B, 2, H, W) chroma in [-1, 1].
+            (B, 2, H, W) chroma in [-1, 1]; with ``decode=False`` and a bins head, (B, Q, H, W) logits.
         """
         _check_lightness(lightness)
         output = self.unet(lightness)

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from pix2color import color, metrics
 from pix2color.checkpoint import check_resume_state, load_checkpoint, load_weights
-from pix2color.config import Config, config_to_dict, stage2_ema_decay
+from pix2color.config import Config, config_from_dict, config_to_dict, stage2_ema_decay
 from pix2color.errors import ConfigError
 from pix2color.losses import (
     L1ChromaLoss,
@@ -41,7 +41,8 @@ from pix2color.runtime import autocast
 from pix2color.training import schedules
 from pix2color.training.context import StageContext
 
-TRAINING_ONLY_MODEL_KEYS = {"pretrained", "encoder_frozen_epochs", "encoder_lr_mult"}  # not the architecture
+# model keys the weights fit either way: how they were initialised and trained, and how a bins head decodes
+TRAINING_ONLY_MODEL_KEYS = {"pretrained", "encoder_frozen_epochs", "encoder_lr_mult", "bins_temperature"}
 
 
 @dataclass(frozen=True)
@@ -313,6 +314,7 @@ class Pix2PixStage(GeneratorStage):
 
 def check_same_model(ours: dict[str, Any], theirs: dict[str, Any], source: str | Path) -> None:
     """Stage 2 must predict the same colour space with the same generator as stage 1 did."""
+    theirs = config_to_dict(config_from_dict(theirs, str(source)))  # keys added since it was written: defaults
     for section in ("color", "model"):
         for key, value in ours[section].items():
             other = theirs.get(section, {}).get(key)

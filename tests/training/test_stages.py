@@ -99,6 +99,19 @@ def test_bins_head_trains_on_rebalanced_cross_entropy_and_keeps_its_prior_across
     assert torch.isfinite(build(Pix2PixStage, "model.chroma_head=bins").step(batch(), Progress(0, 0.0))["loss_g"])
 
 
+def test_stage2_takes_a_stage1_checkpoint_written_before_the_chroma_head_but_not_another_head():
+    from pix2color.config import config_to_dict
+    from pix2color.errors import ConfigError
+
+    ours = config_to_dict(load_config(None, SMALL))
+    older = config_to_dict(load_config(None, SMALL))
+    del older["model"]["chroma_head"], older["model"]["bins_temperature"]
+    stages.check_same_model(ours, older, "old.pt")  # the keys it lacks take their defaults
+    bins = config_to_dict(load_config(None, [*SMALL, "model.chroma_head=bins", "model.bins_temperature=0.5"]))
+    with pytest.raises(ConfigError, match=r"old.pt was trained with model.chroma_head='bins'"):
+        stages.check_same_model(ours, bins, "old.pt")
+
+
 class VividPix2Pix(Pix2PixStage):
     """A toy stage-2 recipe: pix2pix plus a small reward for saturated chroma."""
 
