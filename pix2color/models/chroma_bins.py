@@ -37,6 +37,7 @@ class ChromaBins(nn.Module):
         self.register_buffer("spacing", spacing.clone(), persistent=False)  # (2,)
         self.register_buffer("origin", origin, persistent=False)  # (2,) grid coordinates of lookup[0, 0]
         self.register_buffer("lookup", lookup, persistent=False)  # (I, J) bin index of each cell, -1 outside
+        self.register_buffer("lookup_size", torch.tensor(lookup.shape), persistent=False)  # (2,) I and J
         self.register_buffer("neighbourhood", NEIGHBOURHOOD.clone(), persistent=False)
 
     def __len__(self) -> int:
@@ -56,7 +57,7 @@ class ChromaBins(nn.Module):
         cells = torch.round(position).long().unsqueeze(1) + self.neighbourhood.view(1, 9, 2, 1, 1)  # (B, 9, 2, H, W)
         distance2 = (position.unsqueeze(1) - cells).square().sum(dim=2)  # (B, 9, H, W)
         local = cells - self.origin.view(1, 1, 2, 1, 1)
-        limits = torch.tensor(self.lookup.shape, device=chroma.device).view(1, 1, 2, 1, 1)
+        limits = self.lookup_size.view(1, 1, 2, 1, 1)
         on_grid = ((local >= 0) & (local < limits)).all(dim=2)
         local = torch.minimum(local.clamp_min(0), limits - 1)
         index = self.lookup[local[:, :, 0], local[:, :, 1]]

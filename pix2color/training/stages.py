@@ -155,7 +155,7 @@ class PretrainStage(GeneratorStage):
 
     def load_state_dict(self, state: dict[str, Any], where: str) -> None:
         super().load_state_dict(state, where)
-        self.loss.load_state_dict(state.get("loss", {}))  # checkpoints before the bins head kept no loss state
+        load_weights(self.loss, state.get("loss", {}), "stage-1 loss state", where)  # none before the bins head
 
 
 class Pix2PixStage(GeneratorStage):
