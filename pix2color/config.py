@@ -153,12 +153,13 @@ class Stage2Config:
     beta1: float = 0.5
     beta2: float = 0.999
     gan_loss: str = "vanilla"  # a key of losses.GAN_LOSSES
-    # G's loss: gan_weight * GAN + lambda_l1 * L1 + perceptual_weight * perceptual
+    # G's loss: gan_weight * GAN + lambda_l1 * L1 + each *_weight below times its term
     gan_weight: float = 1.0
     gan_ramp_steps: int = 0  # G steps over which the GAN weight rises linearly from 0 (0: constant)
     lambda_l1: float = 100.0
     perceptual_weight: float = 0.0  # VGG16 feature loss, 0 turns it off
     colorfulness_weight: float = 0.0  # |CF(fake) - CF(truth)| per image, in colorfulness units; 0 turns it off
+    ciede2000_weight: float = 0.0  # mean CIEDE2000 between fake and truth, in ΔE units; 0 turns it off
     ema_decay: float = 0.0  # EMA of G in stage 2 only; 0: train.ema_decay applies
     real_label: float = 1.0  # D's target for real images; 0.9 is one-sided label smoothing
     g_schedule: str = "linear"  # G's learning rate: constant, then this decay to 0 (training.schedules)
@@ -330,6 +331,7 @@ RANGED_KEYS: dict[str, tuple[str, ...]] = {
         "stage2.lambda_l1",
         "stage2.perceptual_weight",
         "stage2.colorfulness_weight",
+        "stage2.ciede2000_weight",
         "stage2.d_warmup_steps",
         "stage2.gan_weight",
         "stage2.gan_ramp_steps",

@@ -1,5 +1,5 @@
-"""Losses: L1 on chroma, class-rebalanced cross-entropy over chroma bins, a colorfulness gap, the GAN objectives
-(vanilla, lsgan, hinge), a VGG16 perceptual loss."""
+"""Losses: L1 on chroma, class-rebalanced cross-entropy over chroma bins, a colorfulness gap, CIEDE2000, the GAN
+objectives (vanilla, lsgan, hinge), a VGG16 perceptual loss."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 
+from pix2color import color
 from pix2color.errors import ConfigError
 from pix2color.metrics import opponent_colorfulness
 from pix2color.models.chroma_bins import ChromaBins
@@ -93,6 +94,24 @@ def colorfulness_gap(pred_rgb: Tensor, target_rgb: Tensor) -> Tensor:
     with torch.no_grad():
         target = opponent_colorfulness(target_rgb.float() * 255)
     return (opponent_colorfulness(pred_rgb.float() * 255, eps=1e-6) - target).abs().mean()
+
+
+def ciede2000_loss(pred_rgb: Tensor, target_rgb: Tensor) -> Tensor:
+    """Mean CIEDE2000 difference between two RGB images, the metrics' ΔE2000, differentiable in ``pred_rgb``.
+
+    Unlike L1 on chroma, it weighs a chroma error less the more colourful the pair (ΔE2000 divides it by
+    1 + 0.045·C), so a vivid guess costs less than under L1 when the truth may be vivid too.
+
+    Args:
+        pred_rgb: (B, 3, H, W) float RGB in [0, 1].
+        target_rgb: (B, 3, H, W) float RGB in [0, 1].
+
+    Returns:
+        A scalar in ΔE units.
+    """
+    with torch.no_grad():
+        target_lab = color.rgb_to_lab(target_rgb)
+    return color.delta_e2000(color.rgb_to_lab(pred_rgb), target_lab).mean()
 
 
 class GanLoss(abc.ABC):

@@ -233,10 +233,14 @@ def _flags(cfg: Config) -> str:
 
 def _stage2(cfg: Config) -> str:
     s2, disc = cfg.stage2, cfg.disc
-    return (
-        f"{s2.gan_weight:g} x {s2.gan_loss} GAN + {s2.lambda_l1:g} x L1 + {s2.colorfulness_weight:g} x colorfulness "
-        f"gap, lr {s2.lr:g}, PatchGAN of {disc.n_layers} layers, {disc.norm} norm"
-    )
+    extra = {
+        "perceptual": s2.perceptual_weight,
+        "colorfulness gap": s2.colorfulness_weight,
+        "CIEDE2000": s2.ciede2000_weight,
+    }
+    terms = [f"{s2.gan_weight:g} x {s2.gan_loss} GAN", f"{s2.lambda_l1:g} x L1"]
+    terms += [f"{weight:g} x {name}" for name, weight in extra.items() if weight]
+    return f"{' + '.join(terms)}, lr {s2.lr:g}, PatchGAN of {disc.n_layers} layers, {disc.norm} norm"
 
 
 def _table(*rows: tuple[str, Any]) -> list[str]:

@@ -220,3 +220,34 @@ def test_bfloat16_autocast_gives_float32_and_the_same_values(space):
         torch.testing.assert_close(ours, reference, rtol=0, atol=0)
     assert back.dtype == torch.float32
     torch.testing.assert_close(back, color.l_chroma_to_rgb(*(part.float() for part in half), space=space))
+
+
+SHARMA_PAIRS = [  # Sharma, Wu and Dalal (2005), Table 1: Lab pairs and their ΔE2000
+    ((50, 2.6772, -79.7751), (50, 0, -82.7485), 2.0425),
+    ((50, -1, 2), (50, 0, 0), 2.3669),
+    ((50, 2.49, -0.001), (50, -2.49, 0.0011), 7.2195),
+    ((50, 2.5, 0), (58, 24, 15), 19.4535),
+    ((60.2574, -34.0099, 36.2677), (60.4626, -34.1751, 39.4387), 1.2644),
+    ((2.0776, 0.0795, -1.135), (0.9033, -0.0636, -0.5514), 0.9082),
+]
+
+
+@pytest.mark.parametrize(("lab1", "lab2", "expected"), SHARMA_PAIRS)
+def test_delta_e2000_gives_sharmas_reference_values_both_ways(lab1, lab2, expected):
+    a, b = (torch.tensor(x, dtype=torch.float64).view(1, 3, 1, 1) for x in (lab1, lab2))
+    assert color.delta_e2000(a, b).item() == pytest.approx(expected, abs=1e-4)
+    assert color.delta_e2000(b, a).item() == pytest.approx(expected, abs=1e-4)
+
+
+def test_delta_e2000_matches_skimage_with_gray_and_equal_pixels_and_has_finite_gradients():
+    generator = torch.Generator().manual_seed(0)
+    low, span = torch.tensor([0.0, -100, -100]).view(1, 3, 1, 1), torch.tensor([100.0, 200, 200]).view(1, 3, 1, 1)
+    lab1, lab2 = (low + span * torch.rand(3, 3, 8, 8, generator=generator) for _ in range(2))
+    lab1[0, 1:] = 0  # gray against colour
+    lab2[1] = lab1[1]  # identical colours
+    expected = skcolor.deltaE_ciede2000(lab1.double().numpy(), lab2.double().numpy(), channel_axis=1)
+    lab1.requires_grad_()
+    delta = color.delta_e2000(lab1, lab2)
+    np.testing.assert_allclose(delta.detach().numpy(), expected, atol=1e-3)
+    delta.sum().backward()
+    assert torch.isfinite(lab1.grad).all() and lab1.grad[1].abs().max() == 0

@@ -12,6 +12,7 @@ from pix2color.losses import (
     PerceptualLoss,
     RebalancedBinsLoss,
     build_gan_loss,
+    ciede2000_loss,
     colorfulness_gap,
     l1_chroma,
 )
@@ -82,6 +83,18 @@ def test_colorfulness_gap_is_zero_on_equal_images_and_pulls_sepia_towards_the_tr
     assert gap > 10 and colorfulness_gap(stepped, truth) < gap
     before, after = (metrics.colorfulness((x * 255).round().byte()).mean() for x in (sepia.detach(), stepped))
     assert after > before
+
+
+def test_ciede2000_loss_is_the_metric_and_pulls_sepia_towards_the_truth():
+    truth = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    gray = truth.mean(dim=1, keepdim=True)
+    sepia = (gray + 0.3 * (truth - gray)).requires_grad_()
+    loss = ciede2000_loss(sepia, truth)
+    as_uint8 = [(x.detach() * 255).round().byte() for x in (sepia, truth)]
+    assert loss.item() == pytest.approx(metrics.ciede2000(*as_uint8).mean().item(), abs=0.05)
+    loss.backward()
+    assert torch.isfinite(sepia.grad).all() and ciede2000_loss(sepia - 0.01 * sepia.grad, truth) < loss
+    assert ciede2000_loss(truth, truth).item() == pytest.approx(0, abs=1e-5)
 
 
 def test_an_unknown_gan_loss_lists_the_valid_ones():

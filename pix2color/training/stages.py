@@ -33,6 +33,7 @@ from pix2color.losses import (
     PerceptualLoss,
     RebalancedBinsLoss,
     build_gan_loss,
+    ciede2000_loss,
     colorfulness_gap,
     l1_chroma,
 )
@@ -159,7 +160,8 @@ class PretrainStage(GeneratorStage):
 
 
 class Pix2PixStage(GeneratorStage):
-    """Stage 2, pix2pix: D on real vs fake, then G on gan_weight * GAN + lambda_l1 * L1 (+ perceptual, + colorfulness).
+    """Stage 2, pix2pix: D on real vs fake, then G on gan_weight * GAN + lambda_l1 * L1 + the weighted
+    :meth:`rgb_terms` (perceptual, colorfulness gap, CIEDE2000) that are on.
 
     D trains alone for ``d_warmup_steps``; G's learning-rate schedule starts when G does, so it still
     runs its whole course. The GAN weight can ramp up over G's first ``gan_ramp_steps`` steps.
@@ -177,6 +179,7 @@ class Pix2PixStage(GeneratorStage):
             "loss_g_gan",
             "loss_l1",
             "loss_colorfulness",
+            "loss_ciede2000",
             "loss_perceptual",
             "gan_weight",
         ],
@@ -191,17 +194,24 @@ class Pix2PixStage(GeneratorStage):
         self.opt_d = adam(self.d.parameters(), lr=s2.lr * s2.d_lr_ratio)
         self.scaler_d = ctx.grad_scaler()
         self.gan_loss = build_gan_loss(s2.gan_loss, s2.real_label)
-        self.perceptual = self.build_perceptual_loss()
+        self.rgb_terms = self.build_rgb_terms()
         self.schedule_g = partial(schedules.STAGE2_SCHEDULES[s2.g_schedule], decay_start=s2.decay_start)
         self.schedule_d = partial(schedules.STAGE2_SCHEDULES[s2.d_schedule], decay_start=s2.decay_start)
         self.g_started_at: float | None = None  # the stage's progress at G's first step
         self.gan_weight = 0.0
 
-    def build_perceptual_loss(self) -> PerceptualLoss | None:
-        if self.ctx.cfg.stage2.perceptual_weight == 0:
-            return None
-        pretrained = "none" if self.ctx.cfg.model.pretrained == "none" else "imagenet"
-        return PerceptualLoss(pretrained=pretrained).to(self.ctx.device)
+    def build_rgb_terms(self) -> dict[str, tuple[float, Callable[[Tensor, Tensor], Tensor]]]:
+        """G's terms on the RGB image, by name: (weight, loss of fake and true (B, 3, H, W) RGB in [0, 1]).
+        Only those with a weight above 0; a new term is one more entry here and a ``stage2`` weight."""
+        s2 = self.ctx.cfg.stage2
+        terms = {
+            "colorfulness": (s2.colorfulness_weight, colorfulness_gap),
+            "ciede2000": (s2.ciede2000_weight, ciede2000_loss),
+        }
+        if s2.perceptual_weight:
+            pretrained = "none" if self.ctx.cfg.model.pretrained == "none" else "imagenet"
+            terms["perceptual"] = (s2.perceptual_weight, PerceptualLoss(pretrained=pretrained).to(self.ctx.device))
+        return {name: term for name, term in terms.items() if term[0]}
 
     def initialize(self, run_dir: Path) -> None:
         """Start from stage 1's best generator: ``stage2.init_from``, else this run's pretrain/best.pt."""
@@ -273,15 +283,12 @@ class Pix2PixStage(GeneratorStage):
             logits = self.d(lightness, fake)
         parts = {"loss_g_gan": self.gan_loss.generator(logits.float()), "loss_l1": l1_chroma(fake.float(), chroma)}
         loss_g = self.gan_weight * parts["loss_g_gan"] + s2.lambda_l1 * parts["loss_l1"]
-        needs_rgb = self.perceptual is not None or s2.colorfulness_weight > 0
-        fake_rgb = color.l_chroma_to_rgb(lightness, fake.float(), self.ctx.cfg.color.space) if needs_rgb else None
-        true_rgb = rgb.float() / 255
-        if self.perceptual is not None:
-            parts["loss_perceptual"] = self.perceptual(fake_rgb, true_rgb)
-            loss_g = loss_g + s2.perceptual_weight * parts["loss_perceptual"]
-        if s2.colorfulness_weight:
-            parts["loss_colorfulness"] = colorfulness_gap(fake_rgb, true_rgb)
-            loss_g = loss_g + s2.colorfulness_weight * parts["loss_colorfulness"]
+        if self.rgb_terms:
+            fake_rgb = color.l_chroma_to_rgb(lightness, fake.float(), self.ctx.cfg.color.space)
+            true_rgb = rgb.float() / 255
+            for name, (weight, loss) in self.rgb_terms.items():
+                parts[f"loss_{name}"] = loss(fake_rgb, true_rgb)
+                loss_g = loss_g + weight * parts[f"loss_{name}"]
         return parts, loss_g
 
     best_metric_key = "stage2.best_metric"

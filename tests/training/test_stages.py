@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,15 @@ def test_colorfulness_term_and_label_smoothing_join_g_and_d_losses():
     values = tuned.step(batch(), Progress(0, 0.0))
     assert values["loss_colorfulness"] > 0 and "loss_colorfulness" not in plain.step(batch(), Progress(0, 0.0))
     assert tuned.gan_loss.real_label == 0.9 and plain.gan_loss.real_label == 1.0
+
+
+def test_ciede2000_term_joins_g_loss_and_lowers_when_g_follows_it():
+    stage = build(
+        Pix2PixStage, "stage2.ciede2000_weight=1", "stage2.lambda_l1=0", "stage2.gan_weight=0", "stage2.lr=1e-3"
+    )
+    assert "loss_ciede2000" not in build(Pix2PixStage).step(batch(), Progress(0, 0.0))
+    losses = [stage.step(batch(), Progress(step, step / 8))["loss_ciede2000"].item() for step in range(8)]
+    assert all(math.isfinite(value) for value in losses) and losses[-1] < losses[0]
 
 
 def test_stage2_ema_decay_averages_stage_2_alone():
