@@ -201,8 +201,11 @@ class Pix2PixStage(GeneratorStage):
         self.gan_weight = 0.0
 
     def build_rgb_terms(self) -> dict[str, tuple[float, Callable[[Tensor, Tensor], Tensor]]]:
-        """G's terms on the RGB image, by name: (weight, loss of fake and true (B, 3, H, W) RGB in [0, 1]).
-        Only those with a weight above 0; a new term is one more entry here and a ``stage2`` weight."""
+        """G's terms on RGB images whose weight is above 0, by name: (weight, loss).
+
+        Each loss takes the fake and the true (B, 3, H, W) RGB in [0, 1]. A new term is one more entry here
+        and a ``stage2`` weight in the config.
+        """
         s2 = self.ctx.cfg.stage2
         terms = {
             "colorfulness": (s2.colorfulness_weight, colorfulness_gap),
