@@ -134,56 +134,61 @@ def rgb_to_lab(rgb: Tensor) -> Tensor:
         return kornia.color.rgb_to_lab(_as_float(rgb))
 
 
+_EPS = 1e-12  # under every square root that can reach 0, so that its gradient stays finite
+
+
 def delta_e2000(lab1: Tensor, lab2: Tensor) -> Tensor:
     """CIEDE2000 colour difference per pixel (Sharma, Wu and Dalal's formulation), differentiable in both.
 
-    For the CIEDE2000 loss: scikit-image and colour-science, which the metric uses, compute it in NumPy, and
-    no maintained library has it in torch. The tests hold it to scikit-image's values and Sharma's table.
-    Where it is not differentiable (zero chroma, identical colours) the gradient is 0, never NaN.
+    For the CIEDE2000 loss: scikit-image, which the metric uses, computes it in NumPy, and no maintained
+    library has it in torch. The tests hold it to scikit-image's values and Sharma's table. Where it is not
+    differentiable (zero chroma, identical colours) the gradient is 0, never NaN. It runs in float32 (or
+    float64), with autocast off, whatever the inputs' precision.
 
     Args:
         lab1: (B, 3, H, W) Lab in its own units, as :func:`rgb_to_lab` returns it.
         lab2: the same shape.
 
     Returns:
-        (B, H, W) ΔE2000, 0 for identical colours.
+        (B, H, W) ΔE2000; about 1e-6 for identical colours.
     """
-    (l1, a1, b1), (l2, a2, b2) = lab1.unbind(1), lab2.unbind(1)
-    mean_chroma = (_norm(a1, b1) + _norm(a2, b2)) / 2
-    stretch = 1 + 0.5 * (1 - _chroma_weight(mean_chroma))  # the a axis is stretched near gray
-    a1, a2 = a1 * stretch, a2 * stretch
-    c1, c2 = _norm(a1, b1), _norm(a2, b2)
-    h1, h2 = _hue(a1, b1), _hue(a2, b2)
-    chromatic = (a1**2 + b1**2) * (a2**2 + b2**2) > 0  # both have a hue
-    dh = torch.remainder(h2 - h1 + torch.pi, 2 * torch.pi) - torch.pi  # the shorter way round, in [-pi, pi)
-    dh = torch.where(chromatic, dh, torch.zeros_like(dh))
-    hue_mean = torch.where(chromatic, h1 + dh / 2, h1 + h2)  # on the shorter arc; the cosines below wrap it
-    d_hue = 2 * torch.sqrt(c1 * c2 + _EPS) * torch.sin(dh / 2)
-    c_mean, l_mean = (c1 + c2) / 2, (l1 + l2) / 2
-    t = (
-        1
-        - 0.17 * torch.cos(hue_mean - torch.pi / 6)
-        + 0.24 * torch.cos(2 * hue_mean)
-        + 0.32 * torch.cos(3 * hue_mean + torch.pi / 30)
-        - 0.20 * torch.cos(4 * hue_mean - 63 * torch.pi / 180)
-    )
-    rotation = torch.deg2rad(30 * torch.exp(-(((torch.rad2deg(hue_mean) % 360 - 275) / 25) ** 2)))
-    s_l = 1 + 0.015 * (l_mean - 50) ** 2 / torch.sqrt(20 + (l_mean - 50) ** 2)
-    lightness, chroma, hue = (l2 - l1) / s_l, (c2 - c1) / (1 + 0.045 * c_mean), d_hue / (1 + 0.015 * c_mean * t)
-    r_t = -torch.sin(2 * rotation) * 2 * _chroma_weight(c_mean)
-    return torch.sqrt(lightness**2 + chroma**2 + hue**2 + r_t * chroma * hue + _EPS)
-
-
-_EPS = 1e-12  # under every square root that can reach 0, so that its gradient stays finite
+    with _full_precision(lab1):
+        dtype = torch.float64 if lab1.dtype == lab2.dtype == torch.float64 else torch.float32
+        (l1, a1, b1), (l2, a2, b2) = lab1.to(dtype).unbind(1), lab2.to(dtype).unbind(1)
+        stretch = 1.5 - 0.5 * _chroma_weight((_norm(a1, b1) + _norm(a2, b2)) / 2)  # 1 + G: a is stretched near gray
+        a1, a2 = a1 * stretch, a2 * stretch
+        c1, c2 = _norm(a1, b1), _norm(a2, b2)
+        h1, h2 = _hue(a1, b1), _hue(a2, b2)
+        chromatic = (a1**2 + b1**2) * (a2**2 + b2**2) > 0  # both have a hue
+        hue_diff = h2 - h1
+        wraps = hue_diff.abs() > torch.pi  # the shorter way round crosses 0
+        delta_h = torch.where(chromatic, hue_diff - 2 * torch.pi * torch.sign(hue_diff) * wraps, 0)  # Δh'
+        hue_mean = torch.where(chromatic, (h1 + h2) / 2 + torch.pi * wraps, h1 + h2)  # h̄'
+        c_mean, l_mean = (c1 + c2) / 2, (l1 + l2) / 2
+        t = (
+            1
+            - 0.17 * torch.cos(hue_mean - torch.pi / 6)
+            + 0.24 * torch.cos(2 * hue_mean)
+            + 0.32 * torch.cos(3 * hue_mean + torch.pi / 30)
+            - 0.20 * torch.cos(4 * hue_mean - 63 * torch.pi / 180)
+        )
+        rotation = torch.deg2rad(30 * torch.exp(-(((torch.rad2deg(hue_mean) % 360 - 275) / 25) ** 2)))  # Δθ
+        s_l = 1 + 0.015 * (l_mean - 50) ** 2 / torch.sqrt(20 + (l_mean - 50) ** 2)
+        term_l = (l2 - l1) / s_l
+        term_c = (c2 - c1) / (1 + 0.045 * c_mean)
+        term_h = 2 * torch.sqrt(c1 * c2) * torch.sin(delta_h / 2) / (1 + 0.015 * c_mean * t)  # ΔH' / S_H
+        r_t = -torch.sin(2 * rotation) * 2 * _chroma_weight(c_mean)
+        return torch.sqrt(term_l**2 + term_c**2 + term_h**2 + r_t * term_c * term_h + _EPS)
 
 
 def _norm(a: Tensor, b: Tensor) -> Tensor:
+    """sqrt(a² + b²), at least 1e-6."""
     return torch.sqrt(a**2 + b**2 + _EPS)
 
 
 def _chroma_weight(chroma: Tensor) -> Tensor:
-    """sqrt(C^7 / (C^7 + 25^7)), CIEDE2000's weight of high chroma, written with a finite gradient at 0."""
-    return chroma.clamp_min(0) ** 3.5 / torch.sqrt(chroma**7 + 25.0**7)
+    """sqrt(C^7 / (C^7 + 25^7)) of chroma C >= 0, CIEDE2000's weight of high chroma, with a finite gradient at 0."""
+    return chroma**3.5 / torch.sqrt(chroma**7 + 25.0**7)
 
 
 def _hue(a: Tensor, b: Tensor) -> Tensor:

@@ -39,7 +39,16 @@ def max_difference(first: Colorizer, second: Colorizer, images: list[Image.Image
 @pytest.fixture(scope="module")
 def trained_checkpoint(tmp_path_factory):
     """A stage 2 checkpoint as the trainer writes best.pt: EMA weights apart from the generator's, metrics, step."""
-    cfg = load_config(None, ["model.pretrained=none", "data.size=64", "data.train=[photos/train]", "stage2.lr=1e-4"])
+    cfg = load_config(
+        None,
+        [
+            "model.pretrained=none",
+            "data.size=64",
+            "data.train=[photos/train]",
+            "stage2.lr=1e-4",
+            "stage2.ciede2000_weight=2",
+        ],
+    )
     torch.manual_seed(1)
     generator, ema = build_generator(cfg.model, 64), build_generator(cfg.model, 64)
     state = {
@@ -110,6 +119,7 @@ def test_release_takes_the_ema_weights_and_its_card_tells_data_recipe_steps_and_
         "| psnr | 23.46 |",
         "| ssim | 0.9518 |",
         "lr 0.0001",  # stage 2's learning rate
+        "1 x vanilla GAN + 100 x L1 + 2 x ciede2000, ",  # the terms that are on, and only those
         "EMA weights",
         "runs no code",
     ):

@@ -159,9 +159,22 @@ class PretrainStage(GeneratorStage):
         load_weights(self.loss, state.get("loss", {}), "stage-1 loss state", where)  # none before the bins head
 
 
+# G's optional stage-2 terms on RGB images: name -> (its weight in the stage2 config section, a builder of
+# the loss from the stage's context). Each loss takes the fake and the true (B, 3, H, W) RGB in [0, 1] and
+# returns a scalar; a term is on when its weight is above 0. A new term is one more entry and a weight.
+RGB_TERMS: dict[str, tuple[str, Callable[[StageContext], Callable[[Tensor, Tensor], Tensor]]]] = {
+    "colorfulness": ("colorfulness_weight", lambda ctx: colorfulness_gap),
+    "ciede2000": ("ciede2000_weight", lambda ctx: ciede2000_loss),
+    "perceptual": (
+        "perceptual_weight",
+        lambda ctx: PerceptualLoss("none" if ctx.cfg.model.pretrained == "none" else "imagenet").to(ctx.device),
+    ),
+}
+
+
 class Pix2PixStage(GeneratorStage):
     """Stage 2, pix2pix: D on real vs fake, then G on gan_weight * GAN + lambda_l1 * L1 + the weighted
-    :meth:`rgb_terms` (perceptual, colorfulness gap, CIEDE2000) that are on.
+    :data:`RGB_TERMS` that are on (colorfulness gap, CIEDE2000, perceptual).
 
     D trains alone for ``d_warmup_steps``; G's learning-rate schedule starts when G does, so it still
     runs its whole course. The GAN weight can ramp up over G's first ``gan_ramp_steps`` steps.
@@ -178,9 +191,7 @@ class Pix2PixStage(GeneratorStage):
         "G's loss by part (unweighted) and the GAN weight": [
             "loss_g_gan",
             "loss_l1",
-            "loss_colorfulness",
-            "loss_ciede2000",
-            "loss_perceptual",
+            *(f"loss_{name}" for name in RGB_TERMS),
             "gan_weight",
         ],
     }
@@ -201,20 +212,13 @@ class Pix2PixStage(GeneratorStage):
         self.gan_weight = 0.0
 
     def build_rgb_terms(self) -> dict[str, tuple[float, Callable[[Tensor, Tensor], Tensor]]]:
-        """G's terms on RGB images whose weight is above 0, by name: (weight, loss).
+        """The :data:`RGB_TERMS` that are on.
 
-        Each loss takes the fake and the true (B, 3, H, W) RGB in [0, 1]. A new term is one more entry here
-        and a ``stage2`` weight in the config.
+        Returns:
+            name -> (weight, loss of the fake and the true (B, 3, H, W) RGB in [0, 1]).
         """
-        s2 = self.ctx.cfg.stage2
-        terms = {
-            "colorfulness": (s2.colorfulness_weight, colorfulness_gap),
-            "ciede2000": (s2.ciede2000_weight, ciede2000_loss),
-        }
-        if s2.perceptual_weight:
-            pretrained = "none" if self.ctx.cfg.model.pretrained == "none" else "imagenet"
-            terms["perceptual"] = (s2.perceptual_weight, PerceptualLoss(pretrained=pretrained).to(self.ctx.device))
-        return {name: term for name, term in terms.items() if term[0]}
+        weights = {name: getattr(self.ctx.cfg.stage2, key) for name, (key, _) in RGB_TERMS.items()}
+        return {name: (weights[name], build(self.ctx)) for name, (_, build) in RGB_TERMS.items() if weights[name]}
 
     def initialize(self, run_dir: Path) -> None:
         """Start from stage 1's best generator: ``stage2.init_from``, else this run's pretrain/best.pt."""

@@ -52,7 +52,9 @@ def test_ciede2000_term_joins_g_loss_and_lowers_when_g_follows_it():
         Pix2PixStage, "stage2.ciede2000_weight=1", "stage2.lambda_l1=0", "stage2.gan_weight=0", "stage2.lr=1e-3"
     )
     assert "loss_ciede2000" not in build(Pix2PixStage).step(batch(), Progress(0, 0.0))
-    losses = [stage.step(batch(), Progress(step, step / 8))["loss_ciede2000"].item() for step in range(8)]
+    steps = [stage.step(batch(), Progress(step, step / 8)) for step in range(8)]
+    assert steps[0]["loss_g"] == steps[0]["loss_ciede2000"]  # the other terms weigh 0
+    losses = [values["loss_ciede2000"].item() for values in steps]
     assert all(math.isfinite(value) for value in losses) and losses[-1] < losses[0]
 
 
