@@ -27,7 +27,7 @@ from pix2color.config import Config, config_to_dict, stage2_ema_decay
 from pix2color.errors import CheckpointError, UserError
 from pix2color.files import atomic_write
 from pix2color.inference import inference_weights, rebuild_generator
-from pix2color.training.stages import RGB_TERMS
+from pix2color.training.stages import rgb_term_weights
 
 WEIGHTS, CONFIG, CARD = "model.safetensors", "config.yaml", "README.md"
 DTYPES = {"fp16": torch.float16, "fp32": torch.float32}
@@ -234,9 +234,8 @@ def _flags(cfg: Config) -> str:
 
 def _stage2(cfg: Config) -> str:
     s2, disc = cfg.stage2, cfg.disc
-    weights = {name: getattr(s2, key) for name, (key, _) in RGB_TERMS.items()}
     terms = [f"{s2.gan_weight:g} x {s2.gan_loss} GAN", f"{s2.lambda_l1:g} x L1"]
-    terms += [f"{weight:g} x {name}" for name, weight in weights.items() if weight]
+    terms += [f"{weight:g} x {name}" for name, weight in rgb_term_weights(s2).items()]
     return f"{' + '.join(terms)}, lr {s2.lr:g}, PatchGAN of {disc.n_layers} layers, {disc.norm} norm"
 
 

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from pix2color import color, metrics
 from pix2color.checkpoint import check_resume_state, load_checkpoint, load_weights
-from pix2color.config import Config, config_from_dict, config_to_dict, stage2_ema_decay
+from pix2color.config import Config, Stage2Config, config_from_dict, config_to_dict, stage2_ema_decay
 from pix2color.errors import ConfigError
 from pix2color.losses import (
     L1ChromaLoss,
@@ -172,6 +172,12 @@ RGB_TERMS: dict[str, tuple[str, Callable[[StageContext], Callable[[Tensor, Tenso
 }
 
 
+def rgb_term_weights(stage2: Stage2Config) -> dict[str, float]:
+    """The weight of each of the :data:`RGB_TERMS` that ``stage2`` turns on (a weight above 0), by name."""
+    weights = {name: getattr(stage2, key) for name, (key, _) in RGB_TERMS.items()}
+    return {name: weight for name, weight in weights.items() if weight}
+
+
 class Pix2PixStage(GeneratorStage):
     """Stage 2, pix2pix: D on real vs fake, then G on gan_weight * GAN + lambda_l1 * L1 + the weighted
     :data:`RGB_TERMS` that are on (colorfulness gap, CIEDE2000, perceptual).
@@ -217,8 +223,8 @@ class Pix2PixStage(GeneratorStage):
         Returns:
             name -> (weight, loss of the fake and the true (B, 3, H, W) RGB in [0, 1]).
         """
-        weights = {name: getattr(self.ctx.cfg.stage2, key) for name, (key, _) in RGB_TERMS.items()}
-        return {name: (weights[name], build(self.ctx)) for name, (_, build) in RGB_TERMS.items() if weights[name]}
+        weights = rgb_term_weights(self.ctx.cfg.stage2)
+        return {name: (weight, RGB_TERMS[name][1](self.ctx)) for name, weight in weights.items()}
 
     def initialize(self, run_dir: Path) -> None:
         """Start from stage 1's best generator: ``stage2.init_from``, else this run's pretrain/best.pt."""
