@@ -9,6 +9,7 @@ Any file that cannot be used raises :class:`DataError` naming it; the dataset tu
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import os
 import random
@@ -310,6 +311,14 @@ class ImageDataset(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def resized(self, size: int) -> ImageDataset:
+        """The same files and mode, cropped to ``size``; ``self`` when it already is."""
+        if size == self.size:
+            return self
+        other = copy.copy(self)
+        other.size = size
+        return other
 
     def __getitem__(self, i: int) -> torch.Tensor | None:
         """Returns: uint8 (3, size, size) RGB, or None for an unreadable file."""

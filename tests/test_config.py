@@ -68,7 +68,10 @@ def test_defaults_are_the_standard_recipe():
     assert cfg.model.encoder == "resnet18"
     assert cfg.train.batch_size == 16
     assert (cfg.stage1.epochs, cfg.stage2.epochs) == (20, 20)
-    assert (cfg.stage2.lr, cfg.stage2.beta1, cfg.stage2.lambda_l1) == (2e-4, 0.5, 100.0)
+    assert (cfg.stage2.lr, cfg.stage2.beta1, cfg.stage2.lambda_l1) == (5e-5, 0.5, 100.0)
+    stage2 = (cfg.stage2.gan_loss, cfg.stage2.real_label, cfg.stage2.ema_decay, cfg.stage2.gan_ramp_steps)
+    assert stage2 == ("lsgan", 0.9, 0.99, 200) and cfg.stage2.colorfulness_weight == 0.1
+    assert cfg.disc.norm == "spectral"  # the measured stage-2 recipe of docs/quality.md
     assert cfg.data.train == [] and cfg.color.space == "lab"
 
 
@@ -220,6 +223,10 @@ def test_a_binary_file_passed_as_config_is_a_config_error(tmp_path):
         ("model.bins_temperature=0", r"model.bins_temperature=0.0 must be greater than 0"),
         ("stage1.prior_mix=1.5", r"stage1.prior_mix=1.5 must be in \(0, 1\]; 1 turns rebalancing off"),
         ("stage1.prior_mix=0", r"stage1.prior_mix=0.0 must be in \(0, 1\]"),  # 0 divides by unseen colours
+        ("stage1.small_size=48", r"stage1.small_size=48 must be a positive multiple of 32; nearest valid sizes: "
+         r"32, 64. 0 turns progressive resizing off"),
+        ("stage1.small_size=128", r"stage1.small_size=128 must be below data.size=128; 0 turns it off"),
+        ("stage1.small_share=1", r"stage1.small_share=1.0 must be in \[0, 1\)"),
     ],
 )
 def test_invalid_value_in_an_override_is_refused_naming_set(override, expected):

@@ -265,6 +265,14 @@ def test_dataset_gives_uint8_rgb_crops_even_from_tiny_images(train, make_image):
         assert item.shape == (3, SIZE, SIZE) and item.dtype == torch.uint8 and item.is_contiguous()
 
 
+def test_resized_dataset_crops_the_same_files_to_its_size_and_leaves_the_original(make_image):
+    dataset = ImageDataset([make_image("x.jpg", size=(96, 64))], SIZE, train=True)
+    small = dataset.resized(SIZE // 2)
+    assert small.files == dataset.files and small.train
+    assert small[0].shape == (3, SIZE // 2, SIZE // 2) and dataset[0].shape == (3, SIZE, SIZE)
+    assert dataset.resized(SIZE) is dataset
+
+
 def test_train_crops_are_random_but_reproducible_from_torch_seed(make_image):
     dataset = ImageDataset([make_image("x.jpg", size=(96, 64))], SIZE, train=True)
     torch.manual_seed(0)

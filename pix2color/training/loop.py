@@ -54,7 +54,6 @@ class Loop:
         self.cfg, self.run_dir, self.rt, self.stages = cfg, Path(run_dir), runtime, list(stages)
         self.ctx = StageContext(cfg, runtime)
         self.train_set, self.val_set = build_datasets(cfg.data, cfg.train.seed)
-        self.collate = functools.partial(collate_images, size=cfg.data.size)
         self.log = RunLog(self.run_dir / "tb", runtime.is_main)
         self.stop_requested = False
         self.results: dict[str, dict[str, float]] = {}
@@ -117,10 +116,12 @@ class Loop:
         self.stage.start_epoch(self.epoch)
         self.epoch_sums: dict[str, list[float]] = {}
         self.skipped, self.interval = 0, Interval()
+        self.crop_size = self.stage.crop_size(self.progress())
+        size_note = f" at {self.crop_size} px" if self.crop_size != self.cfg.data.size else ""
         with self.log.progress(
-            self.steps_per_epoch - self.batch_in_epoch, f"{self.stage.name} {self.epoch + 1}"
+            self.steps_per_epoch - self.batch_in_epoch, f"{self.stage.name} {self.epoch + 1}{size_note}"
         ) as bar:
-            for rgb, n_bad in self.train_loader():
+            for rgb, n_bad in self.train_loader(self.crop_size):
                 if self.batch_in_epoch >= self.steps_per_epoch:
                     break
                 self.skipped += n_bad
@@ -163,7 +164,8 @@ class Loop:
             self.epoch_sums.setdefault(name, []).extend(parts)
             means[name] = math.fsum(parts) / len(parts)
         bar.set_postfix({k: f"{v:.4f}" for k, v in means.items() if k.startswith("loss")}, refresh=False)
-        scalars = means | self.stage.schedule_values() | {"images_per_s": images_per_s, "skipped_images": self.skipped}
+        extra = {"images_per_s": images_per_s, "skipped_images": self.skipped, "crop_size": self.crop_size}
+        scalars = means | self.stage.schedule_values() | extra
         self.log.scalars({f"{self.stage.name}/{k}": v for k, v in scalars.items()}, self.step)
 
     def progress(self) -> float:
@@ -174,18 +176,19 @@ class Loop:
     def out_of_time(self) -> bool:
         return any_rank(self.budget.exhausted(), self.rt)
 
-    def train_loader(self) -> DataLoader:
-        """This rank's shard of the training set from the current position, with per-sample seeds."""
+    def train_loader(self, size: int) -> DataLoader:
+        """This rank's shard of the training set from the current position, with per-sample seeds, as
+        ``size``-pixel crops."""
         sampler = ResumableSampler(
             self.train_set, self.rt.world_size, self.rt.rank, shuffle=True, seed=self.cfg.train.seed, drop_last=False
         )
         sampler.set_position(self.epoch, self.batch_in_epoch * self.cfg.train.batch_size)
         return DataLoader(
-            SeededDataset(self.train_set),
+            SeededDataset(self.train_set.resized(size)),
             batch_size=self.cfg.train.batch_size,
             sampler=sampler,
             num_workers=self.cfg.data.workers,
-            collate_fn=self.collate,
+            collate_fn=functools.partial(collate_images, size=size),
             pin_memory=self.ctx.device.type == "cuda",
             drop_last=len(sampler) >= self.cfg.train.batch_size,
             generator=torch.Generator().manual_seed(self.cfg.train.seed),  # leaves the global RNG alone
@@ -242,7 +245,8 @@ class Loop:
 
     def val_loader(self) -> DataLoader:
         batch, workers = self.cfg.train.batch_size, min(self.cfg.data.workers, 1)
-        return DataLoader(self.val_set, batch_size=batch, num_workers=workers, collate_fn=self.collate)
+        collate = functools.partial(collate_images, size=self.cfg.data.size)
+        return DataLoader(self.val_set, batch_size=batch, num_workers=workers, collate_fn=collate)
 
     def is_better(self, summary: dict[str, float]) -> bool:
         name = self.stage.best_metric

@@ -4,7 +4,8 @@ and takes its state. The loop (:mod:`.loop`) runs any of them the same way.
 A stage's interface: ``name`` (its checkpoint folder), ``section`` (its config section, with ``epochs``),
 ``uses_checkpoint`` (whether its generator starts from another checkpoint), the constructor
 ``(ctx, resuming)``, ``initialize(run_dir)`` (weights for a fresh start), ``start_epoch(epoch)``,
-``step(rgb, progress) -> dict of 0-d tensors`` (no host sync), ``schedule_values() -> dict of floats``
+``crop_size(fraction)`` (the side of the training crops), ``step(rgb, progress) -> dict of 0-d tensors``
+(no host sync), ``schedule_values() -> dict of floats``
 (learning rates, loss weights), ``eval_generator()`` (the weights validation and best.pt use),
 ``best_metric`` (the validation value that picks best.pt), ``scores(summary, start)`` (values that weigh a
 validation against the stage's start), ``charts`` (step values TensorBoard draws together),
@@ -74,6 +75,10 @@ class GeneratorStage:
     def initialize(self, run_dir: Path) -> None:
         """Weights for a fresh start: the generator as built."""
 
+    def crop_size(self, fraction: float) -> int:
+        """The side of the training crops at ``fraction`` of the stage: ``data.size``."""
+        return self.ctx.cfg.data.size
+
     def start_epoch(self, epoch: int) -> None:
         self.g_train.train()
 
@@ -139,6 +144,11 @@ class PretrainStage(GeneratorStage):
     def start_epoch(self, epoch: int) -> None:
         self.g.freeze_encoder(epoch < self.ctx.cfg.model.encoder_frozen_epochs)
         super().start_epoch(epoch)
+
+    def crop_size(self, fraction: float) -> int:
+        """``stage1.small_size`` for the first ``stage1.small_share`` of the stage when set, then ``data.size``."""
+        s1 = self.ctx.cfg.stage1
+        return s1.small_size if s1.small_size and fraction < s1.small_share else super().crop_size(fraction)
 
     def step(self, rgb: Tensor, progress: Progress) -> dict[str, Tensor]:
         """One update on the head's loss. rgb: (B, 3, S, S) uint8 on the device."""

@@ -150,6 +150,18 @@ def test_custom_scalars_draw_d_real_with_d_fake_and_val_colour_with_fidelity(str
     )
 
 
+def test_progressive_resizing_trains_stage1_on_small_crops_first(photos, tmp_path, capsys):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "run"
+    extra = ["stage1.small_size=32", "stage1.small_share=0.5"]
+    assert train_main(["--data", str(photos), "--out", str(run), "--stage", "pretrain", "--set", *TINY, *extra]) == 0
+    assert "pretrain 1 at 32 px" in capsys.readouterr().err
+    events = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0}).Reload()
+    sizes = [event.value for event in events.Scalars("pretrain/crop_size")]
+    assert sizes[0] == 32 and sizes[-1] == 64 and sorted(sizes) == sizes
+
+
 def test_resuming_a_finished_run_says_so_and_writes_nothing(straight_run, capsys):
     before = {path: path.stat().st_mtime_ns for path in straight_run.rglob("*")}
     assert train_main(["--resume", str(straight_run)]) == 0

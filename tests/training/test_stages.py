@@ -40,18 +40,30 @@ def test_a_step_returns_finite_scalar_tensors_not_floats(stage_class):
         assert torch.isfinite(value), name
 
 
-def test_colorfulness_term_and_label_smoothing_join_g_and_d_losses():
-    plain, tuned = build(Pix2PixStage), build(Pix2PixStage, "stage2.colorfulness_weight=0.2", "stage2.real_label=0.9")
-    values = tuned.step(batch(), Progress(0, 0.0))
+def test_stage1_trains_on_small_crops_for_its_small_share_then_at_data_size():
+    pretrain = build(PretrainStage, "stage1.small_size=32", "stage1.small_share=0.5")
+    assert [pretrain.crop_size(f) for f in (0.0, 0.49, 0.5, 1.0)] == [32, 32, 64, 64]
+    assert build(PretrainStage).crop_size(0.0) == 64  # off by default
+    assert build(Pix2PixStage, "stage1.small_size=32").crop_size(0.0) == 64  # a stage-1 knob only
+
+
+def test_the_default_recipes_colorfulness_term_and_label_smoothing_join_g_and_d_losses():
+    recipe, plain = build(Pix2PixStage), build(Pix2PixStage, "stage2.colorfulness_weight=0", "stage2.real_label=1")
+    values = recipe.step(batch(), Progress(0, 0.0))
     assert values["loss_colorfulness"] > 0 and "loss_colorfulness" not in plain.step(batch(), Progress(0, 0.0))
-    assert tuned.gan_loss.real_label == 0.9 and plain.gan_loss.real_label == 1.0
+    assert recipe.gan_loss.real_label == 0.9 and plain.gan_loss.real_label == 1.0
 
 
 def test_ciede2000_term_joins_g_loss_and_lowers_when_g_follows_it():
     assert "loss_ciede2000" not in build(Pix2PixStage).step(batch(), Progress(0, 0.0))
     torch.manual_seed(0)  # the generator's initial weights; at lr 1e-4 it descended from seeds 0 to 3 alike
     stage = build(
-        Pix2PixStage, "stage2.ciede2000_weight=1", "stage2.lambda_l1=0", "stage2.gan_weight=0", "stage2.lr=1e-4"
+        Pix2PixStage,
+        "stage2.ciede2000_weight=1",
+        "stage2.lambda_l1=0",
+        "stage2.gan_weight=0",
+        "stage2.colorfulness_weight=0",
+        "stage2.lr=1e-4",
     )
     steps = [stage.step(batch(), Progress(step, step / 8)) for step in range(8)]
     assert steps[0]["loss_g"] == steps[0]["loss_ciede2000"]  # the other terms weigh 0
@@ -68,14 +80,14 @@ def test_every_rgb_term_with_a_weight_is_built_and_logged():
 
 def test_stage2_ema_decay_averages_stage_2_alone():
     assert build(PretrainStage, "stage2.ema_decay=0.99").ema is None
-    assert build(Pix2PixStage).ema is None
+    assert build(Pix2PixStage, "stage2.ema_decay=0").ema is None
     stage = build(Pix2PixStage, "stage2.ema_decay=0.99", "train.ema_decay=0.5")
     before = {k: v.clone() for k, v in stage.ema.module.state_dict().items()}
     stage.step(batch(), Progress(0, 0.0))
     moved = [
         k for k, v in stage.ema.module.state_dict().items() if v.is_floating_point() and not torch.equal(v, before[k])
     ]
-    assert moved and build(Pix2PixStage, "train.ema_decay=0.5").ema is not None
+    assert moved and build(Pix2PixStage, "stage2.ema_decay=0", "train.ema_decay=0.5").ema is not None
 
 
 def test_stage2_scores_colour_and_fidelity_against_its_start_and_picks_best_by_it():
