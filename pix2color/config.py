@@ -114,7 +114,7 @@ class TrainConfig:
     device: Device = "auto"
     seed: int = 0
     deterministic: bool = False  # deterministic algorithms and loader order, for exact resumes
-    ema_decay: float = 0.0  # 0 turns the generator EMA off; typical 0.999
+    ema_decay: float = 0.0  # generator EMA (0: off) of stage 1, and of stage 2 when stage2.ema_decay is 0
     grad_clip: float = 0.0  # max gradient norm, 0 turns clipping off
     save_every_steps: int = 200  # last.pt every N steps, and at every epoch end
     log_every_steps: int = 10

@@ -165,7 +165,7 @@ def model_card(state: dict[str, Any], cfg: Config, checkpoint: Path, dtype: str,
             ("steps", state.get("step", "not recorded")),
             ("epochs (stage 1 + stage 2)", f"{cfg.stage1.epochs} + {cfg.stage2.epochs}"),
             ("batch size", cfg.train.batch_size),
-            ("stage 1", f"L1 on ab, lr {cfg.stage1.lr:g}, {cfg.stage1.schedule}"),
+            ("stage 1", _stage1(cfg)),
             ("stage 2", _stage2(cfg)),
             (
                 "EMA decay (stage 1, stage 2)",
@@ -230,6 +230,12 @@ def _stage_name(stage: str | None) -> str:
 def _flags(cfg: Config) -> str:
     model = cfg.model
     return " / ".join(str(v).lower() for v in (model.last_cross, model.self_attention, model.blur, model.spectral_norm))
+
+
+def _stage1(cfg: Config) -> str:
+    s1 = cfg.stage1
+    resizing = f", {s1.small_size} px crops for its first {s1.small_share:.0%}" if s1.small_size else ""
+    return f"L1 on ab, lr {s1.lr:g}, {s1.schedule}{resizing}"
 
 
 def _stage2(cfg: Config) -> str:

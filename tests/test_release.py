@@ -48,6 +48,7 @@ def trained_checkpoint(tmp_path_factory):
             "stage2.lr=1e-4",
             "stage2.ciede2000_weight=2",
             "stage2.colorfulness_weight=0",
+            "stage1.small_size=32",
         ],
     )
     torch.manual_seed(1)
@@ -120,6 +121,7 @@ def test_release_takes_the_ema_weights_and_its_card_tells_data_recipe_steps_and_
         "| psnr | 23.46 |",
         "| ssim | 0.9518 |",
         "lr 0.0001",  # stage 2's learning rate
+        "onecycle, 32 px crops for its first 75%",  # stage 1's progressive resizing
         "1 x lsgan GAN + 100 x L1 + 2 x ciede2000, ",  # the terms that are on, and only those
         "EMA weights",
         "runs no code",

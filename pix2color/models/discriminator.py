@@ -1,8 +1,8 @@
 """The conditional PatchGAN discriminator of pix2pix, on cat(lightness, chroma).
 
 The layout follows junyanz/pytorch-CycleGAN-and-pix2pix's ``NLayerDiscriminator``: 4x4 convs, LeakyReLU
-0.2, no normalisation on the first and last conv; ``n_layers=3`` gives 70x70 receptive fields and a
-30x30 map of logits for a 256x256 input.
+0.2, no batch or instance norm on the first and last conv (spectral norm, the default, wraps every conv);
+``n_layers=3`` gives 70x70 receptive fields and a 30x30 map of logits for a 256x256 input.
 """
 
 from __future__ import annotations

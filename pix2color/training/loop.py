@@ -116,28 +116,38 @@ class Loop:
         self.stage.start_epoch(self.epoch)
         self.epoch_sums: dict[str, list[float]] = {}
         self.skipped, self.interval = 0, Interval()
-        self.crop_size = self.stage.crop_size(self.progress())
-        size_note = f" at {self.crop_size} px" if self.crop_size != self.cfg.data.size else ""
-        with self.log.progress(
-            self.steps_per_epoch - self.batch_in_epoch, f"{self.stage.name} {self.epoch + 1}{size_note}"
-        ) as bar:
-            for rgb, n_bad in self.train_loader(self.crop_size):
-                if self.batch_in_epoch >= self.steps_per_epoch:
-                    break
-                self.skipped += n_bad
-                self.batch_in_epoch += 1  # the position in the epoch counts batches of only bad images too
-                if any_rank(len(rgb) == 0, self.rt):  # every rank skips together, or DDP's collectives drift
-                    continue
-                rgb = rgb.to(self.ctx.device, non_blocking=True)
-                values = self.stage.step(rgb, Progress(self.step, self.progress()))
-                self.step += 1
-                self.interval.add(self.step, values, len(rgb) * self.rt.world_size)
-                bar.update(1)
-                if self.after_step(bar):
-                    break
+        with self.log.progress(self.steps_per_epoch - self.batch_in_epoch, self.stage.name) as bar:
+            resized = True
+            while resized:
+                resized = self.train_batches(self.stage.crop_size(self.progress()), bar)
             self.flush(bar)
         means = {name: math.fsum(parts) / len(parts) for name, parts in self.epoch_sums.items()}
         return means | {"skipped_images": self.skipped}
+
+    def train_batches(self, size: int, bar) -> bool:
+        """Steps on ``size``-pixel crops until the epoch or the time ends; True when the stage's crop size
+        changes first (progressive resizing), so that the rest of the epoch continues at the new size."""
+        self.crop_size = size
+        note = f" at {size} px" if size != self.cfg.data.size else ""
+        bar.set_description(f"{self.stage.name} {self.epoch + 1}{note}")
+        for rgb, n_bad in self.train_loader(size):
+            if self.batch_in_epoch >= self.steps_per_epoch:
+                return False
+            self.skipped += n_bad
+            self.batch_in_epoch += 1  # the position in the epoch counts batches of only bad images too
+            if any_rank(len(rgb) == 0, self.rt):  # every rank skips together, or DDP's collectives drift
+                continue
+            rgb = rgb.to(self.ctx.device, non_blocking=True)
+            values = self.stage.step(rgb, Progress(self.step, self.progress()))
+            self.step += 1
+            self.interval.add(self.step, values, len(rgb) * self.rt.world_size)
+            bar.update(1)
+            if self.after_step(bar):
+                return False
+            if self.stage.crop_size(self.progress()) != size:
+                self.flush(bar)  # the interval's images per second belong to the old size
+                return True
+        return False
 
     def after_step(self, bar) -> bool:
         """Log every ``log_every_steps``, save every ``save_every_steps``, stop on a signal; True when out of time."""

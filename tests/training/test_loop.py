@@ -150,16 +150,17 @@ def test_custom_scalars_draw_d_real_with_d_fake_and_val_colour_with_fidelity(str
     )
 
 
-def test_progressive_resizing_trains_stage1_on_small_crops_first(photos, tmp_path, capsys):
+def test_progressive_resizing_trains_stage1_on_small_crops_then_switches_mid_epoch(photos, tmp_path, capsys):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     run = tmp_path / "run"
-    extra = ["stage1.small_size=32", "stage1.small_share=0.5"]
+    extra = ["stage1.small_size=32", "stage1.small_share=0.25"]  # 2 epochs of 3 steps: the switch is at step 2
     assert train_main(["--data", str(photos), "--out", str(run), "--stage", "pretrain", "--set", *TINY, *extra]) == 0
     assert "pretrain 1 at 32 px" in capsys.readouterr().err
     events = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0}).Reload()
-    sizes = [event.value for event in events.Scalars("pretrain/crop_size")]
-    assert sizes[0] == 32 and sizes[-1] == 64 and sorted(sizes) == sizes
+    sizes = {event.step: event.value for event in events.Scalars("pretrain/crop_size")}
+    assert sizes == {1: 32, 2: 32, 3: 64, 4: 64, 5: 64, 6: 64}
+    assert load_checkpoint(run / "checkpoints" / "pretrain" / "last.pt")["step"] == 6  # no batch lost at the switch
 
 
 def test_resuming_a_finished_run_says_so_and_writes_nothing(straight_run, capsys):

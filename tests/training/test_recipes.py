@@ -1,4 +1,4 @@
-"""The shipped recipes: every config carries the same stage-2 recipe, and it trains unchanged at 256 px with
+"""The shipped recipes: every config trains stage 2 with the default recipe, and it trains unchanged at 256 px with
 ``pretrained: imagenet`` (from a torchvision state dict this test writes where torch hub looks, offline)."""
 
 from __future__ import annotations
