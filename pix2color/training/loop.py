@@ -101,6 +101,7 @@ class Loop:
         self.epochs = getattr(self.cfg, self.stage.section).epochs
         self.steps_per_epoch = self.count_steps_per_epoch()
         seconds = stage_seconds(self.cfg.train.minutes, self.cfg.stage1.share, self.stages, name)
+        self.crop_size = self.cfg.data.size  # the crop size of the last step, once there is one
         if resume is None:
             self.epoch, self.batch_in_epoch, self.step, self.best, self.finished = 0, 0, 0, None, False
             self.stage.initialize(self.run_dir)
@@ -127,7 +128,6 @@ class Loop:
     def train_batches(self, size: int, bar) -> bool:
         """Steps on ``size``-pixel crops until the epoch or the time ends; True when the stage's crop size
         changes first (progressive resizing), so that the rest of the epoch continues at the new size."""
-        self.crop_size = size
         note = f" at {size} px" if size != self.cfg.data.size else ""
         bar.set_description(f"{self.stage.name} {self.epoch + 1}{note}")
         for rgb, n_bad in self.train_loader(size):
@@ -138,6 +138,7 @@ class Loop:
             if any_rank(len(rgb) == 0, self.rt):  # every rank skips together, or DDP's collectives drift
                 continue
             rgb = rgb.to(self.ctx.device, non_blocking=True)
+            self.crop_size = size  # of the last step taken
             values = self.stage.step(rgb, Progress(self.step, self.progress()))
             self.step += 1
             self.interval.add(self.step, values, len(rgb) * self.rt.world_size)
@@ -223,7 +224,7 @@ class Loop:
             summary |= self.stage.scores(summary, self.start_metrics)
         self.log.scalars({f"{self.stage.name}_val/{k}": v for k, v in summary.items()}, self.step)
         self.results[self.stage.name] = summary
-        if self.is_better(summary):
+        if self.is_better(summary) and self.may_be_best():
             self.best = summary[self.stage.best_metric]
             self.save_best(summary)
         self.barrier()
@@ -267,6 +268,11 @@ class Loop:
             return True
         return summary[name] > self.best if HIGHER_IS_BETTER[name] else summary[name] < self.best
 
+    def may_be_best(self) -> bool:
+        """Whether the weights just validated may become best.pt: their last step trained at ``data.size``
+        (weights still on progressive resizing's small crops are not what inference runs), or the stage ends."""
+        return self.finished or self.crop_size == self.cfg.data.size
+
     def barrier(self) -> None:
         if self.rt.distributed:
             torch.distributed.barrier()
@@ -284,6 +290,7 @@ class Loop:
             "stage": self.stage.name,
             "generator": self.stage.eval_generator().state_dict(),
             "metrics": summary,
+            "step": self.step,
         }
         save_checkpoint(state, checkpoint_path(self.run_dir, self.stage.name, "best"))
 

@@ -67,8 +67,8 @@ def test_two_stage_run_writes_checkpoints_grids_config_and_tensorboard(photos, t
         last = load_checkpoint(run / "checkpoints" / stage / "last.pt")
         best = load_checkpoint(run / "checkpoints" / stage / "best.pt")
         assert last["stage"] == best["stage"] == stage and {"generator_ema", *RESUME_KEYS} <= set(last)
-        # best.pt: the EMA generator, the config, the metrics that made it best, the format version; no more
-        assert set(best) == {"format_version", "config", "stage", "generator", "metrics"}
+        # best.pt: the EMA generator, the config, the metrics that made it best and its step, the format version
+        assert set(best) == {"format_version", "config", "stage", "generator", "metrics", "step"}
         for key, weight in last["generator_ema"].items():
             assert torch.equal(best["generator"][key], weight), key
         metric = "psnr" if stage == "pretrain" else "color_fidelity"  # train.best_metric, stage2.best_metric
@@ -161,6 +161,13 @@ def test_progressive_resizing_trains_stage1_on_small_crops_then_switches_mid_epo
     sizes = {event.step: event.value for event in events.Scalars("pretrain/crop_size")}
     assert sizes == {1: 32, 2: 32, 3: 64, 4: 64, 5: 64, 6: 64}
     assert load_checkpoint(run / "checkpoints" / "pretrain" / "last.pt")["step"] == 6  # no batch lost at the switch
+
+
+def test_best_pt_is_not_taken_from_weights_still_on_small_crops(photos, tmp_path):
+    run = tmp_path / "run"
+    extra = ["stage1.small_size=32", "stage1.small_share=0.5", "stage1.epochs=3"]  # epoch 1 small, 2 switches
+    assert train_main(["--data", str(photos), "--out", str(run), "--stage", "pretrain", "--set", *TINY, *extra]) == 0
+    assert load_checkpoint(run / "checkpoints" / "pretrain" / "best.pt")["step"] > 3
 
 
 def test_resuming_a_finished_run_says_so_and_writes_nothing(straight_run, capsys):
