@@ -379,7 +379,11 @@ def _check_small_size(cfg: Config, fail: typing.Callable[[str, str], typing.NoRe
     except ConfigError as exc:
         fail("stage1.small_size", f"{exc} 0 turns progressive resizing off.")
     if small >= size:
-        fail("stage1.small_size", f"stage1.small_size={small} must be below data.size={size}; 0 turns it off.")
+        fail(
+            "stage1.small_size",
+            f"stage1.small_size={small} must be below data.size={size}; set a smaller multiple of 32, or "
+            "stage1.small_size=0 to turn progressive resizing off.",
+        )
 
 
 def _get(cfg: Config, key: str) -> Any:

@@ -223,15 +223,32 @@ def test_a_binary_file_passed_as_config_is_a_config_error(tmp_path):
         ("model.bins_temperature=0", r"model.bins_temperature=0.0 must be greater than 0"),
         ("stage1.prior_mix=1.5", r"stage1.prior_mix=1.5 must be in \(0, 1\]; 1 turns rebalancing off"),
         ("stage1.prior_mix=0", r"stage1.prior_mix=0.0 must be in \(0, 1\]"),  # 0 divides by unseen colours
-        ("stage1.small_size=48", r"stage1.small_size=48 must be a positive multiple of 32; nearest valid sizes: "
-         r"32, 64. 0 turns progressive resizing off"),
-        ("stage1.small_size=128", r"stage1.small_size=128 must be below data.size=128; 0 turns it off"),
+        (
+            "stage1.small_size=48",
+            r"stage1.small_size=48 must be a positive multiple of 32; nearest valid sizes: "
+            r"32, 64. 0 turns progressive resizing off",
+        ),
+        (
+            "stage1.small_size=128",
+            r"stage1.small_size=128 must be below data.size=128; set a smaller multiple of 32, "
+            r"or stage1.small_size=0 to turn progressive resizing off",
+        ),
         ("stage1.small_share=1", r"stage1.small_share=1.0 must be in \[0, 1\)"),
     ],
 )
 def test_invalid_value_in_an_override_is_refused_naming_set(override, expected):
     with pytest.raises(ConfigError, match=r"^--set: .*" + expected):
         load_config(CONFIGS / "quickstart.yaml", [override])
+
+
+def test_quickstart_at_a_smaller_size_names_its_progressive_resizing_and_how_to_turn_it_off():
+    with pytest.raises(
+        ConfigError,
+        match=r"quickstart.yaml: stage1.small_size=64 must be below data.size=64; .*"
+        r"stage1.small_size=0 to turn progressive resizing off",
+    ):
+        load_config(CONFIGS / "quickstart.yaml", ["data.size=64"])
+    assert load_config(CONFIGS / "quickstart.yaml", ["data.size=64", "stage1.small_size=0"]).data.size == 64
 
 
 @pytest.mark.parametrize(

@@ -101,7 +101,7 @@ class Loop:
         self.epochs = getattr(self.cfg, self.stage.section).epochs
         self.steps_per_epoch = self.count_steps_per_epoch()
         seconds = stage_seconds(self.cfg.train.minutes, self.cfg.stage1.share, self.stages, name)
-        self.crop_size = self.cfg.data.size  # the crop size of the last step, once there is one
+        self.last_crop_size = self.cfg.data.size  # the crop size of the last step, once there is one
         if resume is None:
             self.epoch, self.batch_in_epoch, self.step, self.best, self.finished = 0, 0, 0, None, False
             self.stage.initialize(self.run_dir)
@@ -138,7 +138,7 @@ class Loop:
             if any_rank(len(rgb) == 0, self.rt):  # every rank skips together, or DDP's collectives drift
                 continue
             rgb = rgb.to(self.ctx.device, non_blocking=True)
-            self.crop_size = size  # of the last step taken
+            self.last_crop_size = size
             values = self.stage.step(rgb, Progress(self.step, self.progress()))
             self.step += 1
             self.interval.add(self.step, values, len(rgb) * self.rt.world_size)
@@ -175,7 +175,7 @@ class Loop:
             self.epoch_sums.setdefault(name, []).extend(parts)
             means[name] = math.fsum(parts) / len(parts)
         bar.set_postfix({k: f"{v:.4f}" for k, v in means.items() if k.startswith("loss")}, refresh=False)
-        extra = {"images_per_s": images_per_s, "skipped_images": self.skipped, "crop_size": self.crop_size}
+        extra = {"images_per_s": images_per_s, "skipped_images": self.skipped, "crop_size": self.last_crop_size}
         scalars = means | self.stage.schedule_values() | extra
         self.log.scalars({f"{self.stage.name}/{k}": v for k, v in scalars.items()}, self.step)
 
@@ -271,7 +271,7 @@ class Loop:
     def may_be_best(self) -> bool:
         """Whether the weights just validated may become best.pt: their last step trained at ``data.size``
         (weights still on progressive resizing's small crops are not what inference runs), or the stage ends."""
-        return self.finished or self.crop_size == self.cfg.data.size
+        return self.finished or self.last_crop_size == self.cfg.data.size
 
     def barrier(self) -> None:
         if self.rt.distributed:
