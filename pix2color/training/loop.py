@@ -101,7 +101,6 @@ class Loop:
         self.epochs = getattr(self.cfg, self.stage.section).epochs
         self.steps_per_epoch = self.count_steps_per_epoch()
         seconds = stage_seconds(self.cfg.train.minutes, self.cfg.stage1.share, self.stages, name)
-        self.last_crop_size = self.cfg.data.size  # the crop size of the last step, once there is one
         if resume is None:
             self.epoch, self.batch_in_epoch, self.step, self.best, self.finished = 0, 0, 0, None, False
             self.stage.initialize(self.run_dir)
@@ -110,6 +109,8 @@ class Loop:
         else:
             self.restore(resume)
             self.budget = Budget(seconds, resume["spent_seconds"])
+        # the crop size of the last step: a resume may validate before a step of its own
+        self.last_crop_size = self.stage.crop_size(self.progress())
 
     # ------------------------------------------------------------------ epochs
     def train_epoch(self) -> dict[str, float]:

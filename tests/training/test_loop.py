@@ -49,6 +49,14 @@ def train(photos: Path, out: Path, *extra: str) -> int:
     return train_main(["--data", str(photos), "--out", str(out), "--set", *TINY, *extra])
 
 
+def crop_sizes(run: Path) -> list[int]:
+    """The training crop size of each stage-1 step, from the run's TensorBoard log (one per step with TINY)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0}).Reload().Scalars("pretrain/crop_size")
+    return [int(event.value) for event in sorted(events, key=lambda event: event.step)]
+
+
 @pytest.fixture(scope="module")
 def straight_run(photos, tmp_path_factory) -> Iterator[Path]:
     """One uninterrupted two-stage run, shared by the tests that read its logs or compare against it."""
@@ -151,23 +159,31 @@ def test_custom_scalars_draw_d_real_with_d_fake_and_val_colour_with_fidelity(str
 
 
 def test_progressive_resizing_trains_stage1_on_small_crops_then_switches_mid_epoch(photos, tmp_path, capsys):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     run = tmp_path / "run"
     extra = ["stage1.small_size=32", "stage1.small_share=0.25"]  # 2 epochs of 3 steps: the switch is at step 2
-    assert train_main(["--data", str(photos), "--out", str(run), "--stage", "pretrain", "--set", *TINY, *extra]) == 0
+    assert train(photos, run, *extra, "--stage", "pretrain") == 0
     assert "pretrain 1 at 32 px" in capsys.readouterr().err
-    events = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0}).Reload()
-    sizes = {event.step: event.value for event in events.Scalars("pretrain/crop_size")}
-    assert sizes == {1: 32, 2: 32, 3: 64, 4: 64, 5: 64, 6: 64}
+    assert crop_sizes(run) == [32, 32, 64, 64, 64, 64]
     assert load_checkpoint(run / "checkpoints" / "pretrain" / "last.pt")["step"] == 6  # no batch lost at the switch
 
 
 def test_best_pt_is_not_taken_from_weights_still_on_small_crops(photos, tmp_path):
     run = tmp_path / "run"
     extra = ["stage1.small_size=32", "stage1.small_share=0.5", "stage1.epochs=3"]  # epoch 1 small, 2 switches
-    assert train_main(["--data", str(photos), "--out", str(run), "--stage", "pretrain", "--set", *TINY, *extra]) == 0
+    assert train(photos, run, *extra, "--stage", "pretrain") == 0
     assert load_checkpoint(run / "checkpoints" / "pretrain" / "best.pt")["step"] > 3
+
+
+def test_a_resume_at_an_epochs_end_on_small_crops_keeps_those_weights_out_of_best_pt(photos, tmp_path, monkeypatch):
+    """Interrupted after epoch 1's last step, the resumed run validates epoch 1 before any step of its own."""
+    run = tmp_path / "run"
+    extra = ["stage1.small_size=32", "stage1.small_share=0.5", "stage1.epochs=3"]  # epoch 1 small, 2 switches
+    with monkeypatch.context() as patch:
+        _interrupt_at(patch, "pretrain", 3)
+        assert train(photos, run, *extra, "--stage", "pretrain") == 0
+    assert train_main(["--resume", str(run)]) == 0
+    assert load_checkpoint(run / "checkpoints" / "pretrain" / "best.pt")["step"] > 3
+    assert crop_sizes(run) == [32] * 5 + [64] * 4  # the resume keeps the sizes
 
 
 def test_resuming_a_finished_run_says_so_and_writes_nothing(straight_run, capsys):
