@@ -5,10 +5,8 @@
 
 A release (:mod:`pix2color.release`) loads wherever a checkpoint does (``infer.py --checkpoint DIR``,
 ``Colorizer.from_pretrained(DIR)``, ``evaluate.py``, ``compare.py``) and runs no code when loaded. The
-ONNX and TorchScript models map lightness (B, 1, H, W), normalised to [-1, 1], to chroma (B, 2, H, W) in
-[-1, 1], in the colour space of the checkpoint's config (``pix2color.color`` has the scaling); batch and
-H, W (multiples of 32) are free; they run in float32 with the EMA weights when the checkpoint has them.
-ONNX needs the ``export`` extra. torch loads only once the arguments are parsed, so ``--help`` is fast.
+ONNX and TorchScript models (:mod:`pix2color.export`) map lightness to chroma, any batch and size; ONNX
+needs the ``export`` extra. torch loads only once the arguments are parsed, so ``--help`` is fast.
 """
 
 from __future__ import annotations
@@ -16,52 +14,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
 
 from pix2color.commands.common import run_cli
+from pix2color.export import SUFFIXES, export
 
-if TYPE_CHECKING:
-    from torch import nn
-
-SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 RELEASE_DTYPES = ("fp16", "fp32")
-
-
-def export(checkpoint: Path, fmt: str, out: Path | None = None, size: int | None = None) -> Path:
-    """Write the generator of ``checkpoint`` as ``fmt``; returns the file written.
-
-    Args:
-        checkpoint: a pix2color checkpoint or release folder.
-        fmt: "onnx" or "torchscript".
-        out: the file to write; default: beside the checkpoint, ``best.pt`` -> ``best.onnx``.
-        size: side of the example input traced at; default: the training size. Any size runs later.
-
-    Raises:
-        CheckpointError: the checkpoint cannot be loaded.
-        ConfigError: a size that is not a multiple of 32; onnx or onnxruntime missing for "onnx".
-    """
-    from pix2color.config import check_size
-    from pix2color.files import atomic_write
-    from pix2color.inference import load_generator
-    from pix2color.onnx_runtime import export_onnx
-
-    generator, cfg = load_generator(checkpoint)
-    size = cfg.data.size if size is None else size
-    check_size(size, f"--size {size}")
-    out = Path(checkpoint).with_suffix(SUFFIXES[fmt]) if out is None else Path(out)
-    with atomic_write(out) as handle:
-        (export_onnx if fmt == "onnx" else export_torchscript)(generator, size, handle)
-    return out
-
-
-def export_torchscript(generator: nn.Module, size: int, out: BinaryIO) -> None:
-    """A TorchScript module traced at 1 x 1 x ``size`` x ``size``; any batch and H, W run later."""
-    import torch
-
-    from pix2color.onnx_runtime import quiet_tracing
-
-    with quiet_tracing():
-        torch.jit.save(torch.jit.trace(generator, torch.zeros(1, 1, size, size)), out)
 
 
 def build_parser() -> argparse.ArgumentParser:
