@@ -1,7 +1,7 @@
 """Draw a comparison grid: rows are images; columns the gray input, each checkpoint, and the ground truth.
 
 Images are center-cropped to --size as in evaluate.py. The truth column is left out when every input is
-near-gray (a black-and-white photo set), since there is no colour to compare with. --metrics writes each
+near-gray (a black-and-white photo set), since there is no color to compare with. --metrics writes each
 tile's PSNR (against the truth) and colorfulness under it; --html writes a page beside the grid with every
 image colorized at its full size.
 
@@ -23,14 +23,15 @@ from urllib.parse import quote
 
 import numpy as np
 import torch
-from evaluate import GRAY, TRUTH, add_model_args, at_least, iter_batches, load_colorizers
 from PIL import Image
 from torch import Tensor
 
 from pix2color import metrics
 from pix2color.commands.common import run_cli
+from pix2color.commands.model_flags import add_model_args, at_least, colorizers_from_args
 from pix2color.data import chroma_score, list_images, open_image, to_rgb
 from pix2color.errors import DataError
+from pix2color.evaluation import GRAY, TRUTH, iter_batches
 from pix2color.inference import Colorizer
 from pix2color.runtime import resolve_device
 from pix2color.viz import comparison_grid, gray_rgb, save_grid
@@ -39,13 +40,13 @@ GRAY_CHROMA = 2.0  # mean max(RGB) - min(RGB) below which a photo counts as blac
 
 
 def is_color_set(truth: Tensor) -> bool:
-    """Whether any image of (N, 3, H, W) uint8 has colour, by :func:`pix2color.data.chroma_score`."""
+    """Whether any image of (N, 3, H, W) uint8 has color, by :func:`pix2color.data.chroma_score`."""
     return any(chroma_score(Image.fromarray(image.permute(1, 2, 0).cpu().numpy())) >= GRAY_CHROMA for image in truth)
 
 
 @torch.inference_mode()
 def grid_columns(colorizers: dict[str, Colorizer], truth: Tensor) -> dict[str, Tensor]:
-    """Column label -> (N, 3, H, W) uint8: gray, each colorizer, and the truth for a colour set."""
+    """Column label -> (N, 3, H, W) uint8: gray, each colorizer, and the truth for a color set."""
     columns = {GRAY: gray_rgb(truth)} | {label: c.predict_rgb(truth) for label, c in colorizers.items()}
     return columns | ({TRUTH: truth} if is_color_set(truth) else {})
 
@@ -104,7 +105,7 @@ def _gray_image(image: Image.Image) -> Image.Image:
 
 def compare(args: argparse.Namespace) -> int:
     files = list_images(args.images)[: args.limit or None]
-    colorizers = load_colorizers(args)
+    colorizers = colorizers_from_args(args)
     batches = list(iter_batches(files, args.size, args.batch_size, args.workers))
     if not batches:
         raise DataError("none of the images could be read; check the files the warnings above name.")

@@ -1,6 +1,6 @@
 """Score checkpoints with the colorization papers' protocol: a markdown table, a JSON summary, a per-image CSV.
 
-Each image's shorter side is resized to --size and its centre cropped to a square; every checkpoint colours
+Each image's shorter side is resized to --size and its center cropped to a square; every checkpoint colors
 it from its lightness alone and is compared with the original by PSNR, SSIM, CIEDE2000, colorfulness (CF)
 and ΔCF. A ``gray`` row (ab = 0) and the ground truth's colorfulness are the reference points.
 
@@ -8,13 +8,11 @@ and ΔCF. A ``gray`` row (ab = 0) and the ground truth's colorfulness are the re
         --checkpoint runs/quickstart/checkpoints/pretrain/best.pt \\
         --checkpoint runs/quickstart/checkpoints/gan/best.pt
 
-compare.py imports the checkpoint and image helpers below.
-
-``--video CLIP [CLIP ...] [--truth COLOR_CLIP]`` measures flicker instead: CDC, warp error and colourfulness
-of each clip (e.g. one colorized with ``--temporal off`` and one with ``flow``), PSNR against the colour
+``--video CLIP [CLIP ...] [--truth COLOR_CLIP]`` measures flicker instead: CDC, warp error and colorfulness
+of each clip (e.g. one colorized with ``--temporal off`` and one with ``flow``), PSNR against the color
 original, and the original's own row (see :mod:`pix2color.flicker`):
 
-    python scripts/evaluate.py --video colored/off.mp4 colored/flow.mp4 --truth film_in_colour.mp4
+    python scripts/evaluate.py --video colored/off.mp4 colored/flow.mp4 --truth film_in_color.mp4
 """
 
 from __future__ import annotations
@@ -23,26 +21,23 @@ import argparse
 import csv
 import json
 import sys
-import typing
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
 
 from pix2color import metrics
 from pix2color.commands.common import run_cli
-from pix2color.config import Device
-from pix2color.data import ImageDataset, list_images
-from pix2color.errors import DataError, UserError
+from pix2color.commands.model_flags import add_model_args, at_least, colorizers_from_args
+from pix2color.data import list_images
+from pix2color.errors import DataError
+from pix2color.evaluation import GRAY, TRUTH, iter_batches
 from pix2color.inference import Colorizer
 from pix2color.runtime import resolve_device
 from pix2color.viz import gray_rgb
 
-GRAY = "gray"
-TRUTH = "ground truth"
 HEADERS = {"psnr": "PSNR", "ssim": "SSIM", "ciede2000": "CIEDE2000", "colorfulness": "colorfulness", "delta_cf": "ΔCF"}
 DIGITS = {"psnr": 2, "ssim": 4, "ciede2000": 2, "colorfulness": 2, "delta_cf": 2}
 
@@ -65,85 +60,6 @@ class Scores:
         """Row label -> metric means and ΔCF; the ground truth's row holds its colorfulness."""
         rows = {label: metrics.summarize(values, self.truth_colorfulness) for label, values in self.rows.items()}
         return rows | {TRUTH: {"colorfulness": self.truth_colorfulness.double().mean().item()}}
-
-
-def add_model_args(parser: argparse.ArgumentParser) -> None:
-    """The flags evaluate.py and compare.py share: checkpoints, their labels, sizes, device."""
-    parser.add_argument("--checkpoint", action="append", required=True, type=Path, help="a .pt file; repeat it")
-    parser.add_argument("--labels", nargs="+", help="one name per checkpoint (default: run/stage/file)")
-    parser.add_argument("--size", type=at_least(32), default=256, help="crop side after resizing the shorter side")
-    parser.add_argument(
-        "--render-size", type=at_least(32), help="square the model runs at (default: its training size)"
-    )
-    parser.add_argument(
-        "--saturation",
-        type=float,
-        nargs="+",
-        default=[1.0],
-        help="factor on the predicted chroma: one for every checkpoint, or one each (default 1, as trained)",
-    )
-    parser.add_argument("--batch-size", type=at_least(1), default=16)
-    parser.add_argument("--device", default="auto", choices=typing.get_args(Device))
-    parser.add_argument("--workers", type=at_least(0), default=2, help="image decoding processes (0: in this one)")
-
-
-def at_least(low: int):
-    """An argparse type: an int no smaller than ``low``."""
-
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{value} is below the minimum {low}")
-        return value
-
-    return parse
-
-
-def checkpoint_label(path: Path) -> str:
-    """``RUN/STAGE/NAME`` for RUN/checkpoints/STAGE/NAME.pt, else ``FOLDER/NAME``."""
-    parts = path.with_suffix("").parts
-    if len(parts) >= 4 and parts[-3] == "checkpoints":
-        return "/".join((parts[-4], parts[-2], parts[-1]))
-    return "/".join(parts[-2:])
-
-
-def load_colorizers(args: argparse.Namespace) -> dict[str, Colorizer]:
-    """Label -> Colorizer for each ``--checkpoint``, labelled by ``--labels`` or :func:`checkpoint_label`.
-
-    Raises:
-        UserError: labels that are missing, extra or repeated; CheckpointError for a bad checkpoint.
-    """
-    labels = args.labels or [checkpoint_label(path) for path in args.checkpoint]
-    if len(labels) != len(args.checkpoint) or len(set(labels)) != len(labels) or {GRAY, TRUTH} & set(labels):
-        raise UserError(
-            f"need {len(args.checkpoint)} distinct labels other than '{GRAY}' and '{TRUTH}' for the checkpoints, "
-            f"got {labels}; pass them with --labels."
-        )
-    saturations = args.saturation * len(args.checkpoint) if len(args.saturation) == 1 else args.saturation
-    if len(saturations) != len(args.checkpoint) or min(saturations) < 0:
-        raise UserError(
-            f"--saturation {' '.join(map(str, args.saturation))}: give one factor of 0 or more for every "
-            f"checkpoint, or one per --checkpoint ({len(args.checkpoint)})."
-        )
-    return {
-        label: Colorizer.from_checkpoint(path, args.device, args.render_size, saturation, batch_size=args.batch_size)
-        for label, path, saturation in zip(labels, args.checkpoint, saturations, strict=True)
-    }
-
-
-def iter_batches(
-    files: Sequence[Path], size: int, batch_size: int, workers: int
-) -> Iterator[tuple[list[Path], Tensor]]:
-    """Center crops of ``files`` in batches: (the readable files, uint8 (B, 3, size, size)).
-
-    Unreadable files are left out after a one-line warning naming each.
-    """
-    dataset = ImageDataset(files, size, train=False)
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=list)
-    for start, items in zip(range(0, len(files), batch_size), loader, strict=True):
-        good = [i for i, item in enumerate(items) if item is not None]
-        if good:
-            yield [files[start + i] for i in good], torch.stack([items[i] for i in good])
 
 
 @torch.inference_mode()
@@ -200,7 +116,7 @@ def write_reports(out: Path, scores: Scores, report: str, summary: dict) -> None
 
 def evaluate(args: argparse.Namespace) -> int:
     files = list_images(args.data)[: args.limit or None]
-    colorizers = load_colorizers(args)
+    colorizers = colorizers_from_args(args)
     scores = score(
         colorizers, iter_batches(files, args.size, args.batch_size, args.workers), resolve_device(args.device)
     )
@@ -266,7 +182,7 @@ def evaluate_videos(args: argparse.Namespace) -> int:
 def parse_video_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Measure the flicker of colorized clips (CDC, warp error).")
     parser.add_argument("--video", nargs="+", required=True, type=Path, help="clips: files or frames/%%06d.png")
-    parser.add_argument("--truth", type=Path, help="the colour original: adds PSNR and its own row")
+    parser.add_argument("--truth", type=Path, help="the color original: adds PSNR and its own row")
     parser.add_argument("--limit", type=at_least(0), default=0, help="the first N frames only (0: all)")
     parser.add_argument("--out", type=Path, help="also write video_summary.json here")
     return parser.parse_args(argv)

@@ -65,18 +65,6 @@ def test_evaluate_reports_gray_checkpoints_and_truth(evaluate, write_photos, tmp
     assert all(r["psnr"] == "" and float(r["colorfulness"]) > 0 for r in records if r["model"] == "ground truth")
 
 
-@pytest.mark.parametrize(
-    ("path", "label"),
-    [
-        ("runs/quickstart/checkpoints/pretrain/best.pt", "quickstart/pretrain/best"),
-        ("old/stage2.pt", "old/stage2"),
-        ("model.pt", "model"),
-    ],
-)
-def test_checkpoint_label_names_run_stage_and_file(evaluate, path, label):
-    assert evaluate.checkpoint_label(Path(path)) == label
-
-
 def test_repeated_labels_are_a_user_error(evaluate, write_photos, tmp_path, checkpoints, capsys):
     write_photos(tmp_path / "photos", 1)
     args = ["--data", str(tmp_path / "photos"), "--checkpoint", str(checkpoints["zero"]), "--checkpoint"]
@@ -93,7 +81,7 @@ def test_missing_checkpoint_exits_2_with_one_line_when_run_as_a_script(run_scrip
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
 
-def test_saturation_per_checkpoint_scales_its_colour_and_a_wrong_count_is_one_line(
+def test_saturation_per_checkpoint_scales_its_color_and_a_wrong_count_is_one_line(
     evaluate, write_photos, tmp_path, checkpoints, capsys
 ):
     write_photos(tmp_path / "photos", 2)

@@ -1,0 +1,85 @@
+"""What scoring and comparing checkpoints share: the checkpoints as labelled Colorizers, the images as crops.
+
+``scripts/evaluate.py`` scores them, ``scripts/compare.py`` draws them side by side; both label their rows
+or columns ``gray`` (ab = 0), one per checkpoint, and ``ground truth``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from pix2color.data import ImageDataset
+from pix2color.errors import UserError
+from pix2color.inference import Colorizer
+
+GRAY = "gray"
+TRUTH = "ground truth"
+
+
+def checkpoint_label(path: Path) -> str:
+    """``RUN/STAGE/NAME`` for RUN/checkpoints/STAGE/NAME.pt, else ``FOLDER/NAME``."""
+    parts = path.with_suffix("").parts
+    if len(parts) >= 4 and parts[-3] == "checkpoints":
+        return "/".join((parts[-4], parts[-2], parts[-1]))
+    return "/".join(parts[-2:])
+
+
+def load_colorizers(
+    checkpoints: Sequence[Path],
+    labels: Sequence[str] | None = None,
+    saturation: Sequence[float] = (1.0,),
+    device: str = "auto",
+    render_size: int | None = None,
+    batch_size: int = 16,
+) -> dict[str, Colorizer]:
+    """Label -> Colorizer for each checkpoint, labelled by ``labels`` or :func:`checkpoint_label`.
+
+    Args:
+        checkpoints: checkpoint files or release folders.
+        labels: one distinct name per checkpoint, other than ``gray`` and ``ground truth``.
+        saturation: the factor on the predicted chroma, one for every checkpoint or one each.
+        device: where the models run ("auto", "cpu", "cuda", ...).
+        render_size: the square the models run at; default: each one's training size.
+        batch_size: images per forward pass.
+
+    Raises:
+        UserError: labels that are missing, extra or repeated; saturations of the wrong count or below 0;
+            CheckpointError for a bad checkpoint.
+    """
+    labels = labels or [checkpoint_label(path) for path in checkpoints]
+    if len(labels) != len(checkpoints) or len(set(labels)) != len(labels) or {GRAY, TRUTH} & set(labels):
+        raise UserError(
+            f"need {len(checkpoints)} distinct labels other than '{GRAY}' and '{TRUTH}' for the checkpoints, "
+            f"got {list(labels)}; pass them with --labels."
+        )
+    saturations = list(saturation) * len(checkpoints) if len(saturation) == 1 else saturation
+    if len(saturations) != len(checkpoints) or min(saturations) < 0:
+        raise UserError(
+            f"--saturation {' '.join(map(str, saturation))}: give one factor of 0 or more for every "
+            f"checkpoint, or one per --checkpoint ({len(checkpoints)})."
+        )
+    return {
+        label: Colorizer.from_checkpoint(path, device, render_size, factor, batch_size=batch_size)
+        for label, path, factor in zip(labels, checkpoints, saturations, strict=True)
+    }
+
+
+def iter_batches(
+    files: Sequence[Path], size: int, batch_size: int, workers: int
+) -> Iterator[tuple[list[Path], Tensor]]:
+    """Center crops of ``files`` in batches: (the readable files, uint8 (B, 3, size, size)).
+
+    Each image's shorter side is resized to ``size``, then its center cropped to a square. Unreadable files
+    are left out after a one-line warning naming each.
+    """
+    dataset = ImageDataset(files, size, train=False)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=list)
+    for start, items in zip(range(0, len(files), batch_size), loader, strict=True):
+        good = [i for i, item in enumerate(items) if item is not None]
+        if good:
+            yield [files[start + i] for i in good], torch.stack([items[i] for i in good])
