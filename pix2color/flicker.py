@@ -1,10 +1,10 @@
-"""How much a video flickers, streamed frame by frame: CDC, warp error, colourfulness, and PSNR against a truth.
+"""How much a video flickers, streamed frame by frame: CDC, warp error, colorfulness, and PSNR against a truth.
 
-CDC (:func:`pix2color.metrics.cdc`) compares the colour histograms of frames 1, 2 and 4 apart; the warp
+CDC (:func:`pix2color.metrics.cdc`) compares the color histograms of frames 1, 2 and 4 apart; the warp
 error (:func:`pix2color.metrics.warp_error`) compares each frame with the previous one warped onto it by
 the source's optical flow, over the pixels the forward-backward check finds unoccluded. The flow comes
 from the truth's lightness when a truth is given, else from the clip's own (a colorized clip keeps its
-source's lightness). Flicker can be bought by washing colour out, so colourfulness is reported beside it.
+source's lightness). Flicker can be bought by washing color out, so colorfulness is reported beside it.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from pix2color.video import decode_frames
 
 
 def clip_scores(clip: str | Path, truth: str | Path | None = None, limit: int = 0) -> dict[str, float]:
-    """CDC, warp error and mean colourfulness of ``clip``; with ``truth``, also the mean per-frame PSNR.
+    """CDC, warp error and mean colorfulness of ``clip``; with ``truth``, also the mean per-frame PSNR.
 
     Args:
         clip: a video file or image sequence.
-        truth: the colour original, with as many frames of the same size.
+        truth: the color original, with as many frames of the same size.
         limit: score the first ``limit`` frames only (0: all).
 
     Raises:
@@ -40,7 +40,7 @@ def clip_scores(clip: str | Path, truth: str | Path | None = None, limit: int = 
     try:
         scored = _score_frames(itertools.islice(pairs, limit or None), clip, truth)
     except ValueError as exc:  # zip's strict check
-        raise DataError(f"{clip} and {truth} have different frame counts; pass the clip's colour original.") from exc
+        raise DataError(f"{clip} and {truth} have different frame counts; pass the clip's color original.") from exc
     if scored["frames"] <= max(metrics.CDC_DISTANCES):
         raise DataError(f"{clip} has {scored['frames']} frames; the flicker measure needs at least 5.")
     return scored
@@ -48,14 +48,14 @@ def clip_scores(clip: str | Path, truth: str | Path | None = None, limit: int = 
 
 def _score_frames(pairs: Iterator[tuple[Tensor, Tensor]], clip, truth) -> dict[str, float]:
     """The scores of (frame, reference) pairs in order; reference is the frame itself without a truth."""
-    histograms, warp_errors, colourfulness, psnrs = [], [], [], []
+    histograms, warp_errors, colorfulness, psnrs = [], [], [], []
     previous = previous_gray = None
     for frame, reference in pairs:
         if frame.shape != reference.shape:
             raise DataError(f"{truth} has frames of {tuple(reference.shape[-2:])}, {clip} {tuple(frame.shape[-2:])}.")
         gray = to_gray8(color.rgb_to_lightness(reference))
         histograms.append(metrics.rgb_histograms(frame))
-        colourfulness.append(metrics.colorfulness(frame))
+        colorfulness.append(metrics.colorfulness(frame))
         if truth is not None:
             psnrs.append(metrics.psnr(frame, reference))
         if previous is not None:
@@ -69,7 +69,7 @@ def _score_frames(pairs: Iterator[tuple[Tensor, Tensor]], clip, truth) -> dict[s
         "frames": len(histograms),
         "cdc": metrics.cdc(torch.cat(histograms)),
         "warp_error": _mean(warp_errors),
-        "colorfulness": _mean(colourfulness),
+        "colorfulness": _mean(colorfulness),
     }
     return scores | ({"psnr": _mean(psnrs)} if psnrs else {})
 

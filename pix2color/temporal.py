@@ -1,6 +1,6 @@
 """Temporal consistency for video: smooth the predicted chroma over time, reset at scene cuts.
 
-The model colours each frame alone, so its chroma jitters from frame to frame (flicker). A
+The model colors each frame alone, so its chroma jitters from frame to frame (flicker). A
 :class:`TemporalSmoother` blends each frame's chroma, at the render size, with the previous frame's
 smoothed chroma before the join with the full-resolution lightness, so lightness and detail always come
 from the source frame. Modes:
@@ -12,7 +12,7 @@ from the source frame. Modes:
   forward-backward check (Sundaram et al. 2010), so moving objects do not smear.
 
 A scene cut, a jump of the lightness histogram (total variation distance above ``scene_cut``), resets
-the smoothing, so no colour bleeds across a cut.
+the smoothing, so no color bleeds across a cut.
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """Colorize videos: frames stream from PyAV through the Colorizer in batches, into chunks, then one file.
 
-Memory is bounded by the batch, never by the film's length: frames are decoded one at a time, coloured
+Memory is bounded by the batch, never by the film's length: frames are decoded one at a time, colored
 ``batch_size`` at a time, encoded at once and dropped. The output keeps the input's frame rate, frame
-count, size, rotation and colour tags (matrix, range, primaries, transfer; frames are converted to YUV with
+count, size, rotation and color tags (matrix, range, primaries, transfer; frames are converted to YUV with
 the input's matrix); the audio streams are remuxed untouched (their packets copied, not re-encoded).
 
 Resuming: the frames are encoded in chunks of ``chunk_frames`` into a hidden folder beside the target,
 ``.<name>.parts/``, each written to a temp file and renamed, together with the smoother's state after its
-last frame. Ctrl-C keeps the finished chunks; the same command again skips them (decoding, not colouring,
+last frame. Ctrl-C keeps the finished chunks; the same command again skips them (decoding, not coloring,
 their frames) and continues with the same smoothing state, so the file it joins is the file an
 uninterrupted run writes. The join copies the chunks' packets, shifted in time, and the audio packets,
 interleaved by time, into the target; then the parts folder is removed.
@@ -42,7 +42,7 @@ Routed = tuple  # (packet, the output stream it goes to; None: the video stream)
 # file, so a resumed run writes what an uninterrupted one does. It cost 3% more bytes at crf 18 on the
 # test clip's pan at 480x320.
 ENCODER_OPTIONS = {"libx264": {"x264-params": "no-mbtree=1"}}
-# FFmpeg's colour matrix tags (AVColorSpace) -> the matrix swscale converts RGB to YUV with. An untagged
+# FFmpeg's color matrix tags (AVColorSpace) -> the matrix swscale converts RGB to YUV with. An untagged
 # input was decoded with BT.601 (FFmpeg's default), so its output is encoded, and tagged, as BT.601.
 UNSPECIFIED = 2  # AVCOL_SPC_UNSPECIFIED, AVCOL_PRI_UNSPECIFIED, AVCOL_TRC_UNSPECIFIED
 BT601 = 6  # AVCOL_SPC_SMPTE170M
@@ -51,31 +51,31 @@ LIMITED_RANGE = 1  # AVCOL_RANGE_MPEG; 2 is full (JPEG) range, 0 unspecified
 
 
 @dataclass(frozen=True)
-class VideoColour:
-    """The colour tags of a video stream, as FFmpeg numbers them (AVColorSpace, AVColorRange, ...)."""
+class VideoColor:
+    """The color tags of a video stream, as FFmpeg numbers them (AVColorSpace, AVColorRange, ...)."""
 
     matrix: int = UNSPECIFIED
     range: int = 0
     primaries: int = UNSPECIFIED
     transfer: int = UNSPECIFIED
 
-    def encoded(self) -> VideoColour:
+    def encoded(self) -> VideoColor:
         """The tags of the output: the input's matrix (BT.601 when untagged, or one swscale lacks) and range
         (limited when untagged), primaries and transfer as they are."""
         matrix = self.matrix if self.matrix in MATRICES else BT601
-        return VideoColour(matrix, self.range or LIMITED_RANGE, self.primaries, self.transfer)
+        return VideoColor(matrix, self.range or LIMITED_RANGE, self.primaries, self.transfer)
 
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What the output keeps of the input: rate (frames/s), frames (0: unknown), size, rotation (degrees), colour."""
+    """What the output keeps of the input: rate (frames/s), frames (0: unknown), size, rotation (degrees), color."""
 
     rate: Fraction
     frames: int
     width: int
     height: int
     rotation: int
-    colour: VideoColour = VideoColour()
+    color: VideoColor = VideoColor()
 
 
 @contextlib.contextmanager
@@ -125,8 +125,8 @@ def probe(source: str | Path) -> VideoInfo:
             first = next(container.decode(stream))
         except (StopIteration, av.FFmpegError) as exc:
             raise DataError(f"{source} holds no readable frame; check or re-download the file.") from exc
-        colour = VideoColour(first.colorspace, first.color_range, first.color_primaries, first.color_trc)
-        return VideoInfo(Fraction(rate), frames, first.width, first.height, int(first.rotation or 0), colour)
+        color = VideoColor(first.colorspace, first.color_range, first.color_primaries, first.color_trc)
+        return VideoInfo(Fraction(rate), frames, first.width, first.height, int(first.rotation or 0), color)
 
 
 class ChunkStore:
@@ -185,7 +185,7 @@ def colorize_video(
     """Colorize one video (file or image sequence) into ``target`` (MP4), resuming an interrupted run.
 
     Args:
-        colorizer: colours the frames; its batch size is the frames per forward pass.
+        colorizer: colors the frames; its batch size is the frames per forward pass.
         source: a video file, or an image sequence such as ``frames/%06d.png``.
         target: the output file; its parts folder lies beside it.
         options: codec, crf, temporal smoothing and chunk length (default: :class:`VideoOptions`).
@@ -226,7 +226,8 @@ def _settings(source: str | Path, info: VideoInfo, options: VideoOptions, identi
     path = Path(source)
     stat = (path if path.exists() else path.parent).stat()
     described = {"source": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    encoder = {"encoder_options": ENCODER_OPTIONS.get(options.codec, {}), "colour": asdict(info.colour.encoded())}
+    # "colour": the key that settings.json has always had, so that earlier runs' parts still resume
+    encoder = {"encoder_options": ENCODER_OPTIONS.get(options.codec, {}), "colour": asdict(info.color.encoded())}
     return described | {"rate": str(info.rate)} | asdict(options) | encoder | (identity or {})
 
 
@@ -240,7 +241,7 @@ def _colorize_chunks(
     options: VideoOptions,
     bar,
 ) -> tuple[int, int]:
-    """Colour and encode chunk after chunk until the frames run out; returns (frames written, chunks in all)."""
+    """Color and encode chunk after chunk until the frames run out; returns (frames written, chunks in all)."""
     written, index = 0, first_chunk
     while (first := next(frames, None)) is not None:
         chunk = itertools.chain([first], itertools.islice(frames, options.chunk_frames - 1))
@@ -261,7 +262,7 @@ def _batches(frames: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarra
 
 
 def _colorize_batch(colorizer: Colorizer, smoother: TemporalSmoother, frames: list[np.ndarray]) -> np.ndarray:
-    """(B, H, W, 3) uint8 frames -> coloured (B, H, W, 3) uint8, their chroma smoothed over time."""
+    """(B, H, W, 3) uint8 frames -> colored (B, H, W, 3) uint8, their chroma smoothed over time."""
     rgb = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
     lightness = colorizer.render_lightness(rgb)
     chroma = smoother(lightness, colorizer.predict_chroma(lightness))
@@ -279,11 +280,11 @@ def _chunk_writer(path: Path, info: VideoInfo, options: VideoOptions) -> Iterato
             even = info.width % 2 == 0 and info.height % 2 == 0
             stream.pix_fmt = "yuv420p" if even else "yuv444p"  # 4:2:0 needs even sides
             stream.options = {"crf": str(options.crf)} | ENCODER_OPTIONS.get(options.codec, {})
-            colour = info.colour.encoded()
+            color = info.color.encoded()
             context = stream.codec_context
-            context.colorspace, context.color_range = colour.matrix, colour.range
-            context.color_primaries, context.color_trc = colour.primaries, colour.transfer
-            to_yuv = {"dst_colorspace": MATRICES[colour.matrix], "dst_color_range": colour.range}
+            context.colorspace, context.color_range = color.matrix, color.range
+            context.color_primaries, context.color_trc = color.primaries, color.transfer
+            to_yuv = {"dst_colorspace": MATRICES[color.matrix], "dst_color_range": color.range}
             count = itertools.count()
 
             def write(frames: np.ndarray) -> None:

@@ -2,7 +2,7 @@
 
 Each clip is a slow pan and zoom over one photo of ../shared/data, then a hard cut to a pan over another,
 at 24 frames/s with a 440 Hz tone, encoded losslessly (so that two clips holding the same frames decode to
-the same pixels). The colour clip is also the truth.
+the same pixels). The color clip is also the truth.
 """
 
 from __future__ import annotations
@@ -117,12 +117,12 @@ def frames_of(path: Path) -> np.ndarray:
 
 
 def streams_of(path: Path) -> dict:
-    """What the output must keep: video rate, frames, size, rotation, colour tags; audio packets' bytes and times."""
+    """What the output must keep: video rate, frames, size, rotation, color tags; audio packets' bytes and times."""
     with av.open(str(path)) as container:
         video = container.streams.video[0]
         first = next(container.decode(video))
         kept = {"rate": video.average_rate, "size": (first.width, first.height), "rotation": first.rotation}
-        kept["colour"] = (first.colorspace, first.color_range, first.color_primaries, first.color_trc)
+        kept["color"] = (first.colorspace, first.color_range, first.color_primaries, first.color_trc)
     with av.open(str(path)) as container:
         audio = [(bytes(p), p.pts, p.duration) for p in container.demux(*container.streams.audio) if p.size]
     return kept | {"frames": len(list(decode_frames(path))), "audio": audio}
@@ -146,16 +146,16 @@ def test_output_keeps_rate_frames_size_rotation_and_audio(clips, tiny_checkpoint
     assert source["frames"] == sum(SCENES) and source["audio"]
     assert output == source  # audio packets byte for byte: remuxed, not re-encoded
     assert not (out / ".film.mp4.parts").exists()
-    colour = frames_of(out / "film.mp4").astype(float)
-    assert np.abs(colour - colour.mean(axis=-1, keepdims=True)).mean() > 2  # coloured, not gray
+    color = frames_of(out / "film.mp4").astype(float)
+    assert np.abs(color - color.mean(axis=-1, keepdims=True)).mean() > 2  # colored, not gray
 
 
-SATURATED = ("--temporal", "off", "--saturation", "3")  # vivid colours, where the matrices differ most
+SATURATED = ("--temporal", "off", "--saturation", "3")  # vivid colors, where the matrices differ most
 
 
-def test_colours_are_encoded_in_the_inputs_matrix(clips, tiny_checkpoint, tmp_path, capsys):
-    """The BT.709 film comes back tagged BT.709 and holds the Colorizer's colours in that matrix: decoded as
-    tagged, its frames' mean colours are far closer to them than decoded as BT.601 (what players do with
+def test_colors_are_encoded_in_the_inputs_matrix(clips, tiny_checkpoint, tmp_path, capsys):
+    """The BT.709 film comes back tagged BT.709 and holds the Colorizer's colors in that matrix: decoded as
+    tagged, its frames' mean colors are far closer to them than decoded as BT.601 (what players do with
     an untagged file below 720 lines, and what the encoder's own conversion used to write)."""
     out = tmp_path / "out"
     code, _, _ = run_infer(
@@ -170,15 +170,15 @@ def test_colours_are_encoded_in_the_inputs_matrix(clips, tiny_checkpoint, tmp_pa
     assert frames[0].colorspace == 1  # AVCOL_SPC_BT709
     as_tagged = np.stack([f.to_ndarray(format="rgb24") for f in frames]).astype(float)
     as_601 = np.stack([f.reformat(format="rgb24", src_colorspace="ITU601").to_ndarray() for f in frames])
-    # each frame's mean colour: 4:2:0 subsampling keeps it, a wrong matrix shifts it
+    # each frame's mean color: 4:2:0 subsampling keeps it, a wrong matrix shifts it
     errors = [np.abs((x - expected).mean(axis=(1, 2))).mean() for x in (as_tagged, as_601.astype(float))]
-    assert errors[0] < errors[1] / 2, errors  # seen: 1.5 against 3.9 levels (clipping of vivid colours adds some)
+    assert errors[0] < errors[1] / 2, errors  # seen: 1.5 against 3.9 levels (clipping of vivid colors adds some)
 
 
 class Flickering(torch.nn.Module):
-    """The tiny generator plus a colour jitter that changes every frame, as a trained model's colours do.
+    """The tiny generator plus a color jitter that changes every frame, as a trained model's colors do.
 
-    A random tiny model barely flickers on a clean pan (its colours are a fixed function of the frame), so
+    A random tiny model barely flickers on a clean pan (its colors are a fixed function of the frame), so
     the jitter gives the smoothing something measurable to remove: a smooth random chroma field per call.
     """
 
@@ -193,7 +193,7 @@ class Flickering(torch.nn.Module):
         return chroma + torch.nn.functional.interpolate(field, chroma.shape[-2:], mode="bilinear").to(chroma)
 
 
-def test_smoothing_lowers_flicker_and_keeps_colourfulness(clips, tiny_checkpoint, tmp_path):
+def test_smoothing_lowers_flicker_and_keeps_colorfulness(clips, tiny_checkpoint, tmp_path):
     scores = {}
     for mode in ("off", "ema", "flow"):
         colorizer = Colorizer.from_checkpoint(tiny_checkpoint, "cpu", render_size=32)
@@ -208,7 +208,7 @@ def test_smoothing_lowers_flicker_and_keeps_colourfulness(clips, tiny_checkpoint
 
 
 def test_smoothing_resets_at_the_cut(clips, tiny_checkpoint, tmp_path):
-    """After the cut, the film's frames are those of the second scene coloured alone: nothing from before it."""
+    """After the cut, the film's frames are those of the second scene colored alone: nothing from before it."""
     colorizer = Colorizer.from_checkpoint(tiny_checkpoint, "cpu", render_size=32, batch_size=1)
     outputs = {}
     for name, clip, mode in (("film", "film", "flow"), ("second", "second", "flow"), ("off", "film", "off")):

@@ -1,4 +1,4 @@
-"""The video part of ``infer.py``: which inputs are videos, where their outputs go, and colouring them.
+"""The video part of ``infer.py``: which inputs are videos, where their outputs go, and coloring them.
 
 Video files (by extension, also inside folders and globs) and image sequences (``frames/%06d.png``)
 become MP4 files under ``--out``, mirroring each input folder's tree like the photos; an image
@@ -51,14 +51,14 @@ def add_video_args(parser: argparse.ArgumentParser) -> None:
         "--temporal",
         choices=TEMPORAL_MODES,
         default=DEFAULTS.temporal,
-        help="smooth the colours over time: ema, or flow (warped along the motion); off (default: flow)",
+        help="smooth the colors over time: ema, or flow (warped along the motion); off (default: flow)",
     )
     group.add_argument(
         "--temporal-strength",
         type=float,
         default=DEFAULTS.strength,
         metavar="S",
-        help=f"weight of the previous frame's colours, 0 to below 1 (default: {DEFAULTS.strength})",
+        help=f"weight of the previous frame's colors, 0 to below 1 (default: {DEFAULTS.strength})",
     )
     group.add_argument(
         "--scene-cut",
@@ -189,7 +189,7 @@ def _colorize_one(colorizer: Colorizer, job: VideoJob, options: VideoOptions, id
 
 
 def _identity(colorizer: Colorizer, args: argparse.Namespace) -> dict:
-    """What a video's colours depend on besides its VideoOptions: a change restarts an interrupted video."""
+    """What a video's colors depend on besides its VideoOptions: a change restarts an interrupted video."""
     stat = Path(args.checkpoint).stat()
     return {
         "checkpoint": str(Path(args.checkpoint).resolve()),

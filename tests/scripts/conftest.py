@@ -59,7 +59,7 @@ def run_script():
 
 
 def _write_photos(folder: Path, count: int, gray: bool = False, size=(80, 60)) -> list[Path]:
-    """Smooth colourful (or gray) PNG photos, different from each other."""
+    """Smooth colorful (or gray) PNG photos, different from each other."""
     folder.mkdir(parents=True, exist_ok=True)
     ys, xs = np.mgrid[0 : size[1], 0 : size[0]]
     paths = []

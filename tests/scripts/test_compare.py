@@ -1,4 +1,4 @@
-"""scripts/compare.py: the grid's geometry and columns for colour and B&W sets, captions, the HTML page."""
+"""scripts/compare.py: the grid's geometry and columns for color and B&W sets, captions, the HTML page."""
 
 import re
 
@@ -33,7 +33,7 @@ def _tile(grid, row, col, caption_height):
     return grid[:, top : top + SIZE, left : left + SIZE]
 
 
-def test_colour_set_grid_has_gray_checkpoints_and_truth_with_captions(compare, checkpoints, write_photos, tmp_path):
+def test_color_set_grid_has_gray_checkpoints_and_truth_with_captions(compare, checkpoints, write_photos, tmp_path):
     photos = write_photos(tmp_path / "photos", 3)
     both = [checkpoints["random"], checkpoints["zero"]]
     grid = _run(compare, both, tmp_path / "photos", tmp_path / "grid.png", "--metrics", "--labels", "s1", "s2")
