@@ -1,6 +1,6 @@
 """A checkpoint's generator as a file that runs without pix2color: ONNX or TorchScript.
 
-Both map lightness (B, 1, H, W), normalised to [-1, 1], to chroma (B, 2, H, W) in [-1, 1], in the color
+Both map lightness (B, 1, H, W), normalized to [-1, 1], to chroma (B, 2, H, W) in [-1, 1], in the color
 space of the checkpoint's config (``pix2color.color`` has the scaling); batch and H, W (multiples of 32)
 are free; they run in float32 with the EMA weights when the checkpoint has them. ONNX needs the
 ``export`` extra. torch loads only when a model is written, so a CLI's ``--help`` stays fast.

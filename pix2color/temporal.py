@@ -33,7 +33,7 @@ FARNEBACK = {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 3, "pol
 
 
 def lightness_histogram(lightness: Tensor) -> Tensor:
-    """Normalised histograms of lightness (B, 1, H, W) in [-1, 1] -> (B, HISTOGRAM_BINS) float32."""
+    """Normalized histograms of lightness (B, 1, H, W) in [-1, 1] -> (B, HISTOGRAM_BINS) float32."""
     bins = ((lightness.flatten(1).float() + 1) * (HISTOGRAM_BINS / 2)).long().clamp(0, HISTOGRAM_BINS - 1)
     counts = torch.zeros(bins.shape[0], HISTOGRAM_BINS, device=bins.device).scatter_add_(
         1, bins, torch.ones_like(bins, dtype=torch.float32)
@@ -42,7 +42,7 @@ def lightness_histogram(lightness: Tensor) -> Tensor:
 
 
 def histogram_distance(first: Tensor, second: Tensor) -> Tensor:
-    """Total variation distance of normalised histograms (..., bins): 0 identical, 1 disjoint."""
+    """Total variation distance of normalized histograms (..., bins): 0 identical, 1 disjoint."""
     return 0.5 * (first - second).abs().sum(dim=-1)
 
 
