@@ -11,11 +11,9 @@ slowly, so the squeeze costs little; the detail comes from the full-resolution l
 
 from __future__ import annotations
 
-import dataclasses
 import typing
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -24,59 +22,16 @@ from PIL import Image
 from torch import Tensor, nn
 
 from pix2color import color
-from pix2color.checkpoint import load_checkpoint, load_weights
-from pix2color.config import Backend, Config, Precision, check_size, config_from_dict
+from pix2color.config import Backend, Precision, check_size
 from pix2color.data import to_rgb
 from pix2color.errors import ConfigError
-from pix2color.models.generator import build_generator
+from pix2color.model_files import load_generator
 from pix2color.runtime import amp_dtype, autocast, resolve_device
 
 BACKENDS = typing.get_args(Backend)
 PRECISIONS = typing.get_args(Precision)
 STRIP_PIXELS = 1 << 19  # full-resolution work runs in strips of about this many pixels
 RGB_PROFILE = b"RGB "  # ICC header bytes 16..19 name the profile's colour space
-
-
-def load_generator(path: str | Path) -> tuple[nn.Module, Config]:
-    """Rebuild the generator of a checkpoint (.pt) or of a release folder, on the CPU, in eval mode.
-
-    The model is built from the config stored with the weights; pretrained weights are switched off,
-    so every weight (fusion classifier included) comes from the file and nothing is downloaded. A
-    checkpoint's EMA weights are used when it has them; a release's fp16 weights load as fp32.
-
-    Raises:
-        CheckpointError: missing, truncated, unsafe, or weights that do not fit the stored config.
-        ConfigError: the stored config has unknown keys or wrong types.
-    """
-    if Path(path).is_dir():
-        from pix2color.release import read_release
-
-        weights, raw_config, what = read_release(path)
-    else:
-        state = load_checkpoint(path)
-        (weights, what), raw_config = inference_weights(state), state["config"]
-    return rebuild_generator(raw_config, weights, what, path)
-
-
-def inference_weights(state: dict[str, Any]) -> tuple[dict[str, Tensor], str]:
-    """A checkpoint's weights for inference, and what they are: its EMA generator when it has one."""
-    ema = state.get("generator_ema")
-    return (state["generator"], "generator") if ema is None else (ema, "EMA generator")
-
-
-def rebuild_generator(
-    raw_config: dict[str, Any], weights: dict[str, Tensor], what: str, source: str | Path
-) -> tuple[nn.Module, Config]:
-    """The generator that ``raw_config`` (nested dicts) describes, with ``weights``, in eval mode.
-
-    Raises:
-        CheckpointError: the weights do not fit the architecture; the message names ``source`` and ``what``.
-        ConfigError: the config has unknown keys or wrong types.
-    """
-    cfg = config_from_dict(raw_config, source=str(source))
-    generator = build_generator(dataclasses.replace(cfg.model, pretrained="none"), cfg.data.size, cfg.color.space)
-    load_weights(generator, weights, what, source)
-    return generator.eval(), cfg
 
 
 class Colorizer:

@@ -7,8 +7,9 @@
 safetensors holds tensors and a JSON header, nothing else: loading it runs no code, unlike unpickling
 a ``.pt`` file, so a release is the safe way to pass models around. Without optimizer states,
 discriminator or fp32 copies a ResNet18 U-Net release is about a sixth of a training checkpoint.
-:func:`pix2color.inference.load_generator` (and so ``Colorizer.from_pretrained``, ``infer.py``,
-``evaluate.py`` and ``compare.py``) takes a release folder wherever it takes a checkpoint.
+:func:`pix2color.model_files.load_generator` (and so ``Colorizer.from_pretrained``, ``infer.py``,
+``evaluate.py`` and ``compare.py``) takes a release folder wherever it takes a checkpoint; this module
+writes releases, :mod:`pix2color.model_files` reads them.
 """
 
 from __future__ import annotations
@@ -20,16 +21,15 @@ from typing import Any
 
 import torch
 import yaml
-from torch import Tensor
 
 from pix2color.checkpoint import load_checkpoint
 from pix2color.config import Config, config_to_dict, stage2_ema_decay
-from pix2color.errors import CheckpointError, UserError
+from pix2color.errors import UserError
 from pix2color.files import atomic_write
-from pix2color.inference import inference_weights, rebuild_generator
+from pix2color.model_files import CONFIG, WEIGHTS, cast_floats, checkpoint_model, rebuild_generator
 from pix2color.training.stages import rgb_term_weights
 
-WEIGHTS, CONFIG, CARD = "model.safetensors", "config.yaml", "README.md"
+CARD = "README.md"
 DTYPES = {"fp16": torch.float16, "fp32": torch.float32}
 FORMAT_VERSION = "1"
 # The metrics the trainer validates with, in the order the card lists them; others follow by name.
@@ -57,14 +57,15 @@ def export_release(checkpoint: str | Path, out: str | Path, dtype: str = "fp16")
     out = Path(out)
     _check_destination(out)
     state = load_checkpoint(checkpoint)
-    weights, what = inference_weights(state)
-    generator, cfg = rebuild_generator(state["config"], weights, what, checkpoint)  # refuses weights that do not fit
+    model = checkpoint_model(state)
+    generator, cfg = rebuild_generator(model, checkpoint)  # refuses weights that do not fit
     from safetensors.torch import save
 
-    metadata = {"format": "pt", "pix2color_release": FORMAT_VERSION, "dtype": dtype, "training": _training(state)}
+    training = json.dumps(model.record)  # read back by pix2color.model_files.read_release
+    metadata = {"format": "pt", "pix2color_release": FORMAT_VERSION, "dtype": dtype, "training": training}
     parameters = sum(p.numel() for p in generator.parameters())
     files = {
-        WEIGHTS: save(_cast(weights, DTYPES[dtype]), metadata=metadata),
+        WEIGHTS: save(cast_floats(model.weights, DTYPES[dtype]), metadata=metadata),
         CONFIG: yaml.safe_dump(release_config(cfg), sort_keys=False).encode(),
         CARD: model_card(state, cfg, Path(checkpoint), dtype, parameters).encode(),
     }
@@ -72,40 +73,6 @@ def export_release(checkpoint: str | Path, out: str | Path, dtype: str = "fp16")
         with atomic_write(out / name) as handle:
             handle.write(data)
     return out
-
-
-def read_release(folder: str | Path) -> tuple[dict[str, Tensor], dict[str, Any], str]:
-    """The weights (floating point as fp32), the config (nested dicts) and a label of a release folder.
-
-    Raises:
-        CheckpointError: the folder is not a release, or a file in it is truncated or not what it should be.
-    """
-    weights_path, raw_config = _read_config(Path(folder))
-    from safetensors.torch import load_file
-
-    try:
-        weights = load_file(weights_path)
-    except Exception as exc:  # safetensors raises its own SafetensorError, OSError or ValueError for bad bytes
-        raise CheckpointError(
-            f"{weights_path} is truncated or not a safetensors file ({type(exc).__name__}); export the release again."
-        ) from exc
-    return _cast(weights, torch.float32), raw_config, "release"
-
-
-def release_state(folder: str | Path) -> dict[str, Any]:
-    """A release's config (nested dicts) and training record (stage, step, epoch, metrics), as a checkpoint holds them.
-
-    Reads the config file and the safetensors header only, not the weights.
-
-    Raises:
-        CheckpointError: as :func:`read_release`.
-    """
-    from safetensors import safe_open
-
-    _, raw_config = _read_config(Path(folder))
-    with safe_open(Path(folder) / WEIGHTS, "pt") as handle:
-        training = json.loads((handle.metadata() or {}).get("training", "{}"))
-    return {"config": raw_config, **training}
 
 
 def release_config(cfg: Config) -> dict[str, Any]:
@@ -186,34 +153,6 @@ def model_card(state: dict[str, Any], cfg: Config, checkpoint: Path, dtype: str,
         "",
     ]
     return "\n".join(lines)
-
-
-def _read_config(folder: Path) -> tuple[Path, dict[str, Any]]:
-    """The weights file of a release folder and its config (nested dicts); refuses a folder that is no release."""
-    weights_path, config_path = folder / WEIGHTS, folder / CONFIG
-    missing = [path.name for path in (weights_path, config_path) if not path.is_file()]
-    if missing:
-        raise CheckpointError(
-            f"{folder} is a folder but not a pix2color release (no {' or '.join(missing)}); pass a .pt checkpoint "
-            "or a folder written by pix2color-export --release."
-        )
-    try:
-        return weights_path, yaml.safe_load(config_path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise CheckpointError(
-            f"{config_path} is not valid YAML ({type(exc).__name__}); export the release again."
-        ) from exc
-
-
-def _training(state: dict[str, Any]) -> str:
-    """The checkpoint's stage, step, epoch and val metrics as JSON, for the safetensors header."""
-    metrics = {name: float(value) for name, value in (state.get("metrics") or {}).items()}
-    return json.dumps({key: state.get(key) for key in ("stage", "step", "epoch")} | {"metrics": metrics})
-
-
-def _cast(weights: dict[str, Tensor], dtype: torch.dtype) -> dict[str, Tensor]:
-    """Floating-point tensors as contiguous ``dtype``; integer buffers (BatchNorm's counts) as they are."""
-    return {name: (t.to(dtype) if t.is_floating_point() else t).contiguous() for name, t in weights.items()}
 
 
 def _check_destination(out: Path) -> None:

@@ -548,7 +548,8 @@ def serve_section(args: argparse.Namespace) -> dict[str, dict]:
     import io
 
     from pix2color.checkpoint import save_checkpoint
-    from pix2color.config import config_to_dict, load_config
+    from pix2color.config import load_config
+    from pix2color.model_files import inference_checkpoint
     from pix2color.models.generator import build_generator
 
     buffer = io.BytesIO()
@@ -558,9 +559,7 @@ def serve_section(args: argparse.Namespace) -> dict[str, dict]:
         cfg = load_config(None, ["model.pretrained=none", f"data.size={args.render_size}"])
         checkpoint = Path(folder) / "random.pt"
         generator = build_generator(cfg.model, cfg.data.size, cfg.color.space)
-        save_checkpoint(
-            {"config": config_to_dict(cfg), "stage": "pretrain", "generator": generator.state_dict()}, checkpoint
-        )
+        save_checkpoint(inference_checkpoint(cfg, generator.state_dict(), "pretrain"), checkpoint)
         for mode, flags in SERVE_MODES.items():
             results[mode] = serve_mode(checkpoint, flags, buffer.getvalue())
     return results

@@ -15,10 +15,11 @@ from PIL import Image, ImageCms
 
 from pix2color import inference
 from pix2color.checkpoint import save_checkpoint
-from pix2color.config import config_to_dict, load_config
+from pix2color.config import load_config
 from pix2color.data import to_rgb
 from pix2color.errors import CheckpointError, ConfigError
-from pix2color.inference import Colorizer, load_generator, upsample_rows
+from pix2color.inference import Colorizer, upsample_rows
+from pix2color.model_files import inference_checkpoint, load_generator
 from pix2color.models.generator import build_generator
 from pix2color.runtime import cpu_has_native_bf16
 
@@ -212,7 +213,7 @@ def test_never_downloads_pretrained_weights(tmp_path, monkeypatch):
     weights = build_generator(cfg.model, SIZE).state_dict()
     cfg.model.pretrained = "imagenet"
     path = tmp_path / "fusion.pt"
-    save_checkpoint({"config": config_to_dict(cfg), "stage": "gan", "generator": weights}, path)
+    save_checkpoint(inference_checkpoint(cfg, weights, "gan"), path)
     colorizer = Colorizer.from_checkpoint(path, "cpu")
     for name, value in colorizer.generator.state_dict().items():
         assert torch.equal(value, weights[name]), name

@@ -14,10 +14,11 @@ from PIL import Image
 from pix2color.checkpoint import load_checkpoint, save_checkpoint
 from pix2color.config import config_to_dict, load_config
 from pix2color.data import open_image
-from pix2color.errors import CheckpointError, UserError
-from pix2color.inference import Colorizer, load_generator
+from pix2color.errors import UserError
+from pix2color.inference import Colorizer
+from pix2color.model_files import CONFIG, WEIGHTS, inference_checkpoint, load_generator
 from pix2color.models.generator import build_generator
-from pix2color.release import CARD, CONFIG, WEIGHTS, export_release
+from pix2color.release import CARD, export_release
 
 FP16_RELEASE_MAX_BYTES = 65_000_000  # the ResNet18 U-Net target
 
@@ -53,14 +54,9 @@ def trained_checkpoint(tmp_path_factory):
     )
     torch.manual_seed(1)
     generator, ema = build_generator(cfg.model, 64), build_generator(cfg.model, 64)
-    state = {
-        "config": config_to_dict(cfg),
-        "stage": "gan",
-        "step": 1234,
-        "metrics": {"psnr": 23.456, "colorfulness": 17.2, "delta_cf": 15.1, "ssim": 0.9518},
-        "generator": generator.state_dict(),
-        "generator_ema": ema.state_dict(),
-    }
+    metrics = {"psnr": 23.456, "colorfulness": 17.2, "delta_cf": 15.1, "ssim": 0.9518}
+    state = inference_checkpoint(cfg, generator.state_dict(), "gan", metrics, step=1234)
+    state["generator_ema"] = ema.state_dict()
     path = tmp_path_factory.mktemp("run") / "best.pt"
     save_checkpoint(state, path)
     return path
@@ -90,9 +86,7 @@ def test_a_bins_head_release_colours_like_its_checkpoint(tmp_path):
     cfg = load_config(None, ["model.pretrained=none", "data.size=64", "model.chroma_head=bins"])
     torch.manual_seed(2)
     generator = build_generator(cfg.model, 64)
-    save_checkpoint(
-        {"config": config_to_dict(cfg), "stage": "pretrain", "generator": generator.state_dict()}, tmp_path / "bins.pt"
-    )
+    save_checkpoint(inference_checkpoint(cfg, generator.state_dict(), "pretrain"), tmp_path / "bins.pt")
     release = export_release(tmp_path / "bins.pt", tmp_path / "release", dtype="fp32")
     from_release = Colorizer.from_pretrained(release, device="cpu", precision="fp32")
     from_checkpoint = Colorizer.from_checkpoint(tmp_path / "bins.pt", device="cpu", precision="fp32")
@@ -164,33 +158,13 @@ def test_exporting_again_replaces_a_release_but_never_fills_another_folder(
         export_release(tiny_checkpoint, project / CARD)
 
 
-@pytest.mark.parametrize(
-    ("damage", "message"),
-    [
-        (lambda folder: (folder / WEIGHTS).unlink(), "is a folder but not a pix2color release (no model.safetensors)"),
-        (lambda folder: (folder / WEIGHTS).write_bytes(b"\x10\x00"), "model.safetensors is truncated or not a"),
-        (lambda folder: (folder / CONFIG).write_text("model: [unclosed"), "config.yaml is not valid YAML"),
-        (lambda folder: (folder / CONFIG).write_text("model:\n  encoder: resnet9000\n"), "model.encoder='resnet9000'"),
-    ],
-    ids=["no weights", "truncated weights", "bad yaml", "bad config value"],
-)
-def test_a_damaged_release_is_one_clear_error(tiny_checkpoint, tmp_path, damage, message):
-    release = export_release(tiny_checkpoint, tmp_path / "release")
-    damage(release)
-    with pytest.raises((CheckpointError, UserError), match=message.replace("(", r"\(").replace(")", r"\)")) as error:
-        load_generator(release)
-    assert "\n" not in str(error.value)
-
-
 def test_resnet18_unet_release_is_under_65_mb_and_colours_the_val_photos_like_its_checkpoint(shared_data, tmp_path):
     """Reads four photos of ../shared/data/val. The standard ResNet18 U-Net (random weights, 31.1 M parameters)."""
     cfg = load_config(None, ["model.pretrained=none"])
     torch.manual_seed(0)
     generator = build_generator(cfg.model, cfg.data.size)
     checkpoint = tmp_path / "best.pt"
-    save_checkpoint(
-        {"config": config_to_dict(cfg), "stage": "pretrain", "generator": generator.state_dict()}, checkpoint
-    )
+    save_checkpoint(inference_checkpoint(cfg, generator.state_dict(), "pretrain"), checkpoint)
     del generator
     release = export_release(checkpoint, tmp_path / "release")
     assert (release / WEIGHTS).stat().st_size < FP16_RELEASE_MAX_BYTES

@@ -11,6 +11,7 @@ from typing import Any
 from PIL import Image
 
 from pix2color.inference import Colorizer
+from pix2color.model_files import read_model_file
 
 MAX_RENDER_SIZE = 1024  # larger squares cost seconds and gigabytes per photo
 
@@ -58,20 +59,16 @@ class ServedModel:
 
 def checkpoint_info(path: str | Path) -> dict[str, Any]:
     """Encoder, stage, step, epoch, training size and validation metrics stored in a checkpoint or release folder."""
-    from pix2color.checkpoint import load_checkpoint
-    from pix2color.release import release_state
-
-    state = release_state(path) if Path(path).is_dir() else load_checkpoint(path)
-    config = state["config"]
-    metrics = {name: _number(value) for name, value in (state.get("metrics") or {}).items()}
+    model = read_model_file(path)
+    config, record = model.config, model.record
     return {
         "encoder": config.get("model", {}).get("encoder"),
-        "stage": state.get("stage"),
-        "step": state.get("step"),
-        "epoch": state.get("epoch"),
+        "stage": record["stage"],
+        "step": record["step"],
+        "epoch": record["epoch"],
         "training_size": config.get("data", {}).get("size"),
         "color_space": config.get("color", {}).get("space"),
-        "metrics": metrics,
+        "metrics": {name: _number(value) for name, value in record["metrics"].items()},
         "max_render_size": MAX_RENDER_SIZE,
     }
 
