@@ -29,7 +29,7 @@ from pix2color.model_files import load_generator
 from pix2color.runtime import amp_dtype, autocast, resolve_device
 
 BACKENDS = typing.get_args(Backend)
-PRECISIONS = typing.get_args(Precision)
+PRECISIONS = (*typing.get_args(Precision), "bf16", "fp16")  # the CLIs offer Precision; bf16, fp16 force a dtype
 STRIP_PIXELS = 1 << 19  # full-resolution work runs in strips of about this many pixels
 RGB_PROFILE = b"RGB "  # ICC header bytes 16..19 name the profile's colour space
 
@@ -37,15 +37,22 @@ RGB_PROFILE = b"RGB "  # ICC header bytes 16..19 name the profile's colour space
 class Colorizer:
     """Colours photos with a trained generator; build it with :meth:`from_checkpoint` (or :meth:`from_pretrained`).
 
+    ``render_size`` and ``saturation`` are defaults: each call of :meth:`colorize`, :meth:`colorize_batch`,
+    :meth:`predict_rgb`, :meth:`render_lightness` or :meth:`predict_chroma` may set its own, so one Colorizer
+    serves any mix of settings.
+
     Args:
         generator: maps lightness (B, 1, S, S) in [-1, 1] to chroma (B, 2, S, S).
         space: the colour space it predicts chroma in ("lab" or "luv").
-        render_size: S, the square the model runs at; a multiple of 32.
-        saturation: factor on the predicted chroma (1 as trained, 0 gray, above 1 more vivid).
+        render_size: S, the square the model runs at by default; a multiple of 32.
+        saturation: default factor on the predicted chroma (1 as trained, 0 gray, above 1 more vivid).
         device: where the model and the colour conversions run.
         batch_size: photos per forward pass.
         precision: "auto" runs the generator under the autocast that :func:`pix2color.runtime.amp_dtype`
-            picks (fp16 on CUDA, bf16 on CPUs with native bf16, else fp32); "fp32" always in float32.
+            picks (fp16 on CUDA, bf16 on CPUs with native bf16, else fp32); "fp32" always in float32;
+            "bf16" or "fp16" always under autocast in that dtype.
+        channels_last: run the generator on channels-last tensors (as trained by default); False keeps the
+            contiguous layout.
     """
 
     def __init__(
@@ -56,16 +63,18 @@ class Colorizer:
         saturation: float = 1.0,
         device: str | torch.device = "cpu",
         batch_size: int = 8,
-        precision: Precision = "auto",
+        precision: str = "auto",
+        channels_last: bool = True,
     ):
-        _check_settings(render_size, saturation, batch_size, precision)
+        self.render_size = _checked_render_size(render_size)
+        self.saturation = _checked_saturation(saturation)
+        _check_batch_and_precision(batch_size, precision)
         self.device = torch.device(device)
-        self.generator = generator.to(self.device, memory_format=torch.channels_last).eval()
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.generator = generator.to(self.device, memory_format=self.memory_format).eval()
         self.space = space
-        self.render_size = render_size
-        self.saturation = saturation
         self.batch_size = batch_size
-        self.amp = amp_dtype(self.device, enabled=precision == "auto", requested="auto")
+        self.amp = None if precision == "fp32" else amp_dtype(self.device, enabled=True, requested=precision)
 
     @classmethod
     def from_checkpoint(
@@ -76,7 +85,7 @@ class Colorizer:
         saturation: float = 1.0,
         batch_size: int = 8,
         backend: Backend = "torch",
-        precision: Precision = "auto",
+        precision: str = "auto",
     ) -> Colorizer:
         """Load a stage 1 or stage 2 checkpoint, or a release folder; ``render_size`` defaults to its training size.
 
@@ -104,45 +113,67 @@ class Colorizer:
 
     from_pretrained = from_checkpoint  # the name model hubs use, for a folder written by pix2color-export --release
 
-    def colorize(self, image: Image.Image) -> Image.Image:
+    def colorize(
+        self, image: Image.Image, *, render_size: int | None = None, saturation: float | None = None
+    ) -> Image.Image:
         """Colour one photo; see :meth:`colorize_batch`."""
-        return self.colorize_batch([image])[0]
+        return self.colorize_batch([image], render_size=render_size, saturation=saturation)[0]
 
-    def colorize_batch(self, images: Sequence[Image.Image]) -> list[Image.Image]:
+    def colorize_batch(
+        self, images: Sequence[Image.Image], *, render_size: int | None = None, saturation: float | None = None
+    ) -> list[Image.Image]:
         """Colour photos of any sizes and modes from their lightness alone.
 
         Each output is RGB (RGBA when the input has transparency, its alpha kept) with the input's
         size and lightness, and the input's ICC profile when that is an RGB profile. Open files with
         :func:`pix2color.data.open_image` so that EXIF orientation is applied first.
+
+        Args:
+            images: the photos.
+            render_size: the square the model runs at for this call; None: the Colorizer's.
+            saturation: the factor on this call's predicted chroma; None: the Colorizer's.
+
+        Raises:
+            ConfigError: a render size that is not a multiple of 32, or a negative saturation.
         """
         if not images:
             return []
-        rgbs = [_colour_channels(image) for image in images]
-        chroma = self.predict_chroma(torch.cat([self.render_lightness(rgb) for rgb in rgbs]))
+        rgbs = [_color_channels(image) for image in images]
+        lightness = torch.cat([self.render_lightness(rgb, render_size) for rgb in rgbs])
+        chroma = self.predict_chroma(lightness, saturation)
         return [_to_pil(self.join(rgb, c[None]), image) for rgb, c, image in zip(rgbs, chroma, images, strict=True)]
 
-    def predict_rgb(self, rgb: Tensor) -> Tensor:
-        """Colour a batch from its lightness alone: (B, 3, H, W) uint8, any H, W -> (B, 3, H, W) uint8."""
-        return self.join(rgb, self.predict_chroma(self.render_lightness(rgb))).contiguous()
+    def predict_rgb(self, rgb: Tensor, *, render_size: int | None = None, saturation: float | None = None) -> Tensor:
+        """Colour a batch from its lightness alone: (B, 3, H, W) uint8, any H, W -> (B, 3, H, W) uint8.
 
-    def render_lightness(self, rgb: Tensor) -> Tensor:
+        ``render_size`` and ``saturation`` as in :meth:`colorize_batch`.
+        """
+        chroma = self.predict_chroma(self.render_lightness(rgb, render_size), saturation)
+        return self.join(rgb, chroma).contiguous()
+
+    def render_lightness(self, rgb: Tensor, render_size: int | None = None) -> Tensor:
         """(B, 3, H, W) uint8 -> the model input: lightness (B, 1, S, S) in [-1, 1] on the device.
 
-        The photo is shrunk to S x S before its lightness is taken, as the training crops were. The
-        shrink runs on the CPU: its uint8 antialiased kernel is fast and takes any factor (CUDA's
-        fails at large ones).
+        S is ``render_size``, or the Colorizer's when None. The photo is shrunk to S x S before its
+        lightness is taken, as the training crops were. The shrink runs on the CPU: its uint8
+        antialiased kernel is fast and takes any factor (CUDA's fails at large ones).
         """
-        small = F.interpolate(rgb.cpu(), (self.render_size,) * 2, mode="bilinear", antialias=True)
+        size = self.render_size if render_size is None else _checked_render_size(render_size)
+        small = F.interpolate(rgb.cpu(), (size, size), mode="bilinear", antialias=True)
         return color.rgb_to_lightness(small.to(self.device), self.space)
 
     @torch.inference_mode()
-    def predict_chroma(self, lightness: Tensor) -> Tensor:
-        """Lightness (N, 1, S, S) -> chroma (N, 2, S, S) float32, in batches, scaled by the saturation."""
+    def predict_chroma(self, lightness: Tensor, saturation: float | None = None) -> Tensor:
+        """Lightness (N, 1, S, S) -> chroma (N, 2, S, S) float32, in batches, scaled by ``saturation``.
+
+        ``saturation`` None takes the Colorizer's.
+        """
+        factor = self.saturation if saturation is None else _checked_saturation(saturation)
         chunks = []
         for chunk in lightness.split(self.batch_size):
             with autocast(self.device, self.amp):
-                chunks.append(self.generator(chunk.contiguous(memory_format=torch.channels_last)).float())
-        return torch.cat(chunks) * self.saturation
+                chunks.append(self.generator(chunk.contiguous(memory_format=self.memory_format)).float())
+        return torch.cat(chunks) * factor
 
     def join(self, rgb: Tensor, chroma: Tensor) -> Tensor:
         """Full-resolution lightness of rgb (B, 3, H, W) uint8 + chroma (B, 2, S, S) -> (B, 3, H, W) uint8.
@@ -186,7 +217,7 @@ def _strips(batch: int, height: int, width: int) -> Iterator[slice]:
         yield slice(top, min(top + step, height))
 
 
-def _colour_channels(image: Image.Image) -> Tensor:
+def _color_channels(image: Image.Image) -> Tensor:
     """PIL, any mode -> (1, 3, H, W) uint8; a transparent image's colours as they are, not composited."""
     rgb = image.convert("RGB") if _has_alpha(image) else to_rgb(image)
     return torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None]
@@ -213,11 +244,21 @@ def _alpha(image: Image.Image) -> Image.Image:
     return image.getchannel("A") if "A" in image.getbands() else image.convert("RGBA").getchannel("A")
 
 
-def _check_settings(render_size: int, saturation: float, batch_size: int, precision: str) -> None:
+def _checked_render_size(render_size: int) -> int:
+    """``render_size`` when it is a multiple of 32, else ConfigError."""
     check_size(render_size, f"render size {render_size}")
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision {precision!r} is not valid; valid precisions: {', '.join(PRECISIONS)}.")
+    return render_size
+
+
+def _checked_saturation(saturation: float) -> float:
+    """``saturation`` when it is 0 or more, else ConfigError."""
     if saturation < 0:
         raise ConfigError(f"saturation {saturation} must be 0 or more (1 keeps the predicted colours).")
+    return saturation
+
+
+def _check_batch_and_precision(batch_size: int, precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision {precision!r} is not valid; valid precisions: {', '.join(PRECISIONS)}.")
     if batch_size < 1:
         raise ConfigError(f"batch size {batch_size} must be 1 or more.")

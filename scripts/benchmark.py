@@ -274,23 +274,24 @@ def model_cost(path: dict, size: int, render: int, device: str) -> dict[str, flo
 
 
 def build_colorizer(path: dict, render: int, batch: int, device: str):
-    """A :class:`Colorizer` at render size ``render`` with the path's precision and memory format.
-
-    Colorizer runs the library's autocast choice and channels_last; the path's settings are put on its ``amp``
-    attribute and its generator's memory format.
-    """
+    """A :class:`Colorizer` at render size ``render`` with the path's precision, memory format and compilation."""
     from pix2color.inference import Colorizer
     from pix2color.models.generator import build_generator
 
     cfg = path_config(path, render, batch, device, ROOT)  # data.train is not read
     generator = build_generator(cfg.model, render, cfg.color.space)
-    colorizer = Colorizer(generator, cfg.color.space, render, device=device, batch_size=batch)
-    colorizer.amp = amp_dtype(colorizer.device, cfg.train.amp, cfg.train.amp_dtype)
-    if not cfg.train.channels_last:
-        colorizer.generator.to(memory_format=torch.contiguous_format)
     if cfg.train.compile:
-        colorizer.generator = torch.compile(colorizer.generator)
-    return colorizer
+        generator = torch.compile(generator)  # compiles at the first call, after the Colorizer has placed it
+    precision = cfg.train.amp_dtype if cfg.train.amp else "fp32"
+    return Colorizer(
+        generator,
+        cfg.color.space,
+        render,
+        device=device,
+        batch_size=batch,
+        precision=precision,
+        channels_last=cfg.train.channels_last,
+    )
 
 
 def inference_throughput(colorizer, batch: int, steps: int, device: str) -> dict[str, float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 import textwrap
@@ -137,6 +138,24 @@ def test_saturation_scales_chroma(colorizer):
     ]
     assert magnitudes[0] < 1.0
     assert magnitudes[2] > 1.5 * magnitudes[1] > 1.5
+
+
+@pytest.mark.parametrize(("render_size", "saturation"), [(96, 1.0), (32, 2.5), (SIZE, 0.0)])
+def test_per_call_settings_colour_as_a_colorizer_built_with_them(colorizer, render_size, saturation):
+    built = Colorizer(colorizer.generator, render_size=render_size, saturation=saturation)
+    image = photo()
+    settings = {"render_size": render_size, "saturation": saturation}
+    assert np.array_equal(np.array(colorizer.colorize(image, **settings)), np.array(built.colorize(image)))
+    rgb = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None]
+    assert torch.equal(colorizer.predict_rgb(rgb, **settings), built.predict_rgb(rgb))
+    assert (colorizer.render_size, colorizer.saturation) == (SIZE, 1.0)  # the defaults stay as built
+
+
+def test_bad_per_call_settings_are_one_clear_error(colorizer):
+    with pytest.raises(ConfigError, match="render size 100 must be a positive multiple of 32"):
+        colorizer.colorize(photo(), render_size=100)
+    with pytest.raises(ConfigError, match="saturation -1 must be 0 or more"):
+        colorizer.predict_rgb(torch.zeros(1, 3, 8, 8, dtype=torch.uint8), saturation=-1)
 
 
 def test_icc_profile_kept_only_when_rgb(colorizer):
@@ -277,12 +296,25 @@ def test_onnxruntime_backend_colours_like_the_torch_backend_at_the_same_precisio
     assert (fast.predict_rgb(rgb).int() - plain.predict_rgb(rgb).int()).abs().max() <= 1
 
 
-def test_precision_auto_is_the_runtime_autocast_choice_and_fp32_turns_it_off(tiny_checkpoint):
+def test_precision_auto_is_the_runtime_autocast_choice_fp32_turns_it_off_and_bf16_fp16_force_it(tiny_checkpoint):
     generator, _ = load_generator(tiny_checkpoint)
     assert Colorizer(generator, precision="auto").amp == (torch.bfloat16 if cpu_has_native_bf16() else None)
     assert Colorizer(generator, precision="fp32").amp is None
-    with pytest.raises(ConfigError, match="precision 'fp16' is not valid; valid precisions: auto, fp32"):
-        Colorizer(generator, precision="fp16")
+    assert Colorizer(generator, precision="bf16").amp == torch.bfloat16
+    assert Colorizer(generator, precision="fp16").amp == torch.float16
+    with pytest.raises(ConfigError, match="precision 'int8' is not valid; valid precisions: auto, fp32, bf16, fp16"):
+        Colorizer(generator, precision="int8")
+
+
+def test_channels_last_is_an_option_that_keeps_the_colours(colorizer):
+    plain, fast = (
+        Colorizer(copy.deepcopy(colorizer.generator), render_size=SIZE, precision="fp32", channels_last=flag)
+        for flag in (False, True)
+    )
+    weight = next(p for p in plain.generator.parameters() if p.dim() == 4 and p.shape[1] > 1)
+    assert weight.is_contiguous() and not weight.is_contiguous(memory_format=torch.channels_last)
+    rgb = torch.from_numpy(np.array(photo())).permute(2, 0, 1)[None]
+    assert (plain.predict_rgb(rgb).int() - fast.predict_rgb(rgb).int()).abs().max() <= 1
 
 
 def test_a_bad_backend_or_a_gpu_for_onnxruntime_is_one_clear_error(tiny_checkpoint, monkeypatch):

@@ -12,7 +12,6 @@ import ipaddress
 import math
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -26,9 +25,9 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from pix2color import __version__
-from pix2color.data import DEFAULT_MAX_PIXELS
 from pix2color.serve.batching import Batcher
 from pix2color.serve.model import MAX_RENDER_SIZE, ServedModel, Settings
+from pix2color.serve.options import ServeOptions
 from pix2color.serve.uploads import FIELD, MEDIA_TYPES, decode_upload, encode_image, read_upload
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -65,20 +64,6 @@ ERRORS = {
         503: "queue full or timed out (Retry-After)",
     }.items()
 }
-
-
-@dataclass(frozen=True)
-class ServeOptions:
-    """Limits and safety settings of one server; :mod:`pix2color.serve.cli` fills them from its flags."""
-
-    token: str | None = None  # required as "Authorization: Bearer <token>" on every /v1 call when set
-    max_upload_bytes: int = 50 * 2**20
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    queue: int = 32  # colorize requests admitted at once (reading, waiting, in the model, encoding)
-    timeout_s: float = 60.0  # most seconds a photo may wait for and spend in the model
-    max_batch: int = 8
-    max_wait_ms: float = 10.0
-    cors: tuple[str, ...] = ()
 
 
 class Admission:

@@ -13,9 +13,11 @@ import typing
 from pix2color.commands.common import run_cli
 from pix2color.config import Device
 from pix2color.errors import ConfigError
+from pix2color.serve.options import MB, ServeOptions
 
 TOKEN_ENV = "PIX2COLOR_TOKEN"
 MIN_TOKEN_LENGTH = 16
+DEFAULTS = ServeOptions()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,18 +38,36 @@ def build_parser() -> argparse.ArgumentParser:
         "--render-size", type=int, metavar="N", help="default square the model runs at (default: training size)"
     )
     parser.add_argument("--device", choices=typing.get_args(Device), default="auto")
-    parser.add_argument("--max-batch", type=int, default=8, metavar="B", help="most photos per forward pass (1: off)")
     parser.add_argument(
-        "--max-wait-ms", type=float, default=10.0, metavar="MS", help="how long a batch waits to fill (default: 10)"
+        "--max-batch", type=int, default=DEFAULTS.max_batch, metavar="B", help="most photos per forward pass (1: off)"
     )
     parser.add_argument(
-        "--queue", type=int, default=32, metavar="N", help="photos admitted at once; more get 503 (default: 32)"
+        "--max-wait-ms",
+        type=float,
+        default=DEFAULTS.max_wait_ms,
+        metavar="MS",
+        help="how long a batch waits to fill (default: %(default)g)",
     )
     parser.add_argument(
-        "--timeout", type=float, default=60.0, metavar="S", help="most seconds a photo waits for the model (default 60)"
+        "--queue",
+        type=int,
+        default=DEFAULTS.queue,
+        metavar="N",
+        help="photos admitted at once; more get 503 (default: %(default)s)",
     )
     parser.add_argument(
-        "--max-upload-mb", type=float, default=50.0, metavar="MB", help="largest upload accepted (default: 50)"
+        "--timeout",
+        type=float,
+        default=DEFAULTS.timeout_s,
+        metavar="S",
+        help="most seconds a photo waits for the model (default: %(default)g)",
+    )
+    parser.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=DEFAULTS.max_upload_bytes / MB,
+        metavar="MB",
+        help="largest upload accepted (default: %(default)g)",
     )
     parser.add_argument(
         "--cors", action="append", default=[], metavar="ORIGIN", help="let web pages from ORIGIN call the API"
@@ -97,14 +117,12 @@ def check_exposure(host: str, token: str | None) -> None:
         )
 
 
-def serve_options(args: argparse.Namespace, token: str | None):
+def serve_options(args: argparse.Namespace, token: str | None) -> ServeOptions:
     """The app's ServeOptions from the flags.
 
     Raises:
         ConfigError: a count, size or time that is not positive.
     """
-    from pix2color.serve.app import ServeOptions
-
     for flag, value in {
         "--max-batch": args.max_batch,
         "--queue": args.queue,
@@ -117,7 +135,7 @@ def serve_options(args: argparse.Namespace, token: str | None):
         raise ConfigError(f"--max-wait-ms {args.max_wait_ms:g} must be 0 or more.")
     return ServeOptions(
         token=token,
-        max_upload_bytes=int(args.max_upload_mb * 2**20),
+        max_upload_bytes=int(args.max_upload_mb * MB),
         queue=args.queue,
         timeout_s=args.timeout,
         max_batch=args.max_batch,

@@ -25,7 +25,7 @@ class Settings:
 
 
 class ServedModel:
-    """A :class:`Colorizer` loaded once; each batch runs through one that shares its generator.
+    """One :class:`Colorizer`, loaded once; each batch runs through it at the batch's settings.
 
     Args:
         colorizer: built by :meth:`Colorizer.from_checkpoint`; its render size is the default.
@@ -50,11 +50,7 @@ class ServedModel:
 
     def colorize(self, settings: Settings, images: Sequence[Image.Image]) -> list[Image.Image]:
         """Colour ``images`` in one forward pass (chunks of the batch size) at ``settings``."""
-        base = self.colorizer
-        colorizer = Colorizer(
-            base.generator, base.space, settings.render_size, settings.saturation, base.device, base.batch_size
-        )
-        return colorizer.colorize_batch(images)
+        return self.colorizer.colorize_batch(images, render_size=settings.render_size, saturation=settings.saturation)
 
 
 def checkpoint_info(path: str | Path) -> dict[str, Any]:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pix2color.serve.cli import main
+from pix2color.serve.cli import build_parser, main, serve_options
+from pix2color.serve.options import ServeOptions
 from tests.robustness.conftest import assert_one_error_line
 
 
@@ -40,3 +41,8 @@ def test_loopback_or_a_long_token_is_accepted() -> None:
     check_exposure("0.0.0.0", "x" * 16)  # no error
     check_exposure("127.0.0.1", None)
     check_exposure("::1", None)
+
+
+def test_the_flags_default_to_the_serve_options_defaults() -> None:
+    args = build_parser().parse_args(["--checkpoint", "best.pt"])
+    assert serve_options(args, None) == ServeOptions()

@@ -1,10 +1,26 @@
-"""What ``GET /v1/model`` reports, read from a checkpoint or from a release folder of it."""
+"""The served model: one Colorizer for every request's settings; what ``GET /v1/model`` reports."""
 
 from __future__ import annotations
 
+import numpy as np
+from PIL import Image
+
 from pix2color.checkpoint import load_checkpoint, save_checkpoint
+from pix2color.inference import Colorizer
 from pix2color.release import export_release
-from pix2color.serve.model import checkpoint_info
+from pix2color.serve.model import ServedModel, Settings, checkpoint_info
+
+
+def test_one_colorizer_serves_requests_at_different_settings(tiny_checkpoint):
+    model = ServedModel.load(tiny_checkpoint, "cpu", None, max_batch=2)
+    colorizer = model.colorizer
+    photo = Image.radial_gradient("L").resize((72, 40))
+    for render_size, saturation in ((96, 1.5), (32, 0.5)):
+        served = model.colorize(Settings(render_size, saturation), [photo, photo.transpose(Image.Transpose.ROTATE_180)])
+        expected = Colorizer.from_checkpoint(tiny_checkpoint, "cpu", render_size, saturation).colorize(photo)
+        assert np.array_equal(np.asarray(served[0]), np.asarray(expected))
+    assert model.colorizer is colorizer
+    assert (colorizer.render_size, colorizer.saturation, colorizer.batch_size) == (64, 1.0, 2)
 
 
 def test_a_release_folder_reports_what_its_checkpoint_does(tiny_checkpoint, tmp_path):
