@@ -1,9 +1,9 @@
 """Checkpoints: written atomically, loaded as data only (``weights_only=True``), checked on load.
 
 A checkpoint is a dict with at least ``format_version``, ``config`` (the resolved config as nested dicts),
-``stage`` ("pretrain" or "gan") and ``generator`` (a state dict). ``best.pt`` adds only ``metrics`` (the
-validation that made it best; its generator holds the EMA weights when EMA is on); ``last.pt`` adds all a
-resume needs: EMA, discriminator, optimizers, grad scalers, position, time spent, RNG states.
+``stage`` (a name in ``training.stages.STAGES``) and ``generator`` (a state dict). ``best.pt`` adds only
+``metrics`` (the validation that made it best; its generator holds the EMA weights when EMA is on); ``last.pt``
+adds all a resume needs: EMA, discriminator, optimizers, grad scalers, position, time spent, RNG states.
 """
 
 from __future__ import annotations
@@ -21,6 +21,11 @@ from pix2color.files import atomic_write, remove_orphaned_temps
 FORMAT_VERSION = 2  # 2: lean best.pt, schedules by progress (no scheduler state), time spent in last.pt
 REQUIRED_KEYS = ("format_version", "config", "stage", "generator")
 RESUME_KEYS = ("optimizers", "scalers", "rng")  # what last.pt adds for a resume, beyond the weights
+
+
+def checkpoint_path(run_dir: str | Path, stage: str, name: str) -> Path:
+    """RUN_DIR/checkpoints/<stage>/<name>.pt, e.g. checkpoints/gan/best.pt."""
+    return Path(run_dir) / "checkpoints" / stage / f"{name}.pt"
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:

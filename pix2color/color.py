@@ -102,7 +102,7 @@ def chroma_grid(space: str = "lab", step: float = 10.0, levels: int = 128) -> tu
         levels: RGB levels per channel converted to find the cells.
 
     Returns:
-        centres: (Q, 2) float32 cell centres, normalised as :func:`rgb_to_l_chroma` returns chroma, sorted.
+        centers: (Q, 2) float32 cell centers, normalised as :func:`rgb_to_l_chroma` returns chroma, sorted.
         spacing: (2,) float32 the cell's side along each chroma axis, normalised likewise.
     """
     spec = _space(space)
@@ -219,9 +219,9 @@ def match_luminance(rgb: Tensor, reference: Tensor) -> Tensor:
     return rgb
 
 
-def _with_luminance(colour: Tensor, reference: Tensor) -> Tensor:
+def _with_luminance(color: Tensor, reference: Tensor) -> Tensor:
     """Colours (3, N, 1) float in [0, 1] moved to the luminance of reference (3, N, 1) uint8."""
-    linear = kornia.color.rgb_to_linear_rgb(colour)
+    linear = kornia.color.rgb_to_linear_rgb(color)
     y = _luminance(linear)
     target = _luminance(kornia.color.rgb_to_linear_rgb(reference.float() / 255))
     darker = linear * (target / y.clamp_min(1e-12))
@@ -250,7 +250,7 @@ def _as_float(rgb: Tensor) -> Tensor:
 
 def _space(name: str) -> _Space:
     if name not in SPACES:
-        raise ValueError(f"unknown colour space '{name}'; valid: {', '.join(SPACES)}")
+        raise ValueError(f"unknown color space '{name}'; valid: {', '.join(SPACES)}")
     return SPACES[name]
 
 

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from pix2color.errors import ConfigError
+from pix2color.metric_names import RANKING_METRICS
 
 ColorSpace = Literal["lab", "luv"]
 Device = Literal["auto", "cpu", "cuda"]
@@ -25,29 +26,27 @@ Backend = Literal["torch", "onnxruntime"]  # what runs the generator in inferenc
 Precision = Literal["auto", "fp32"]  # inference arithmetic: the autocast choice of runtime.amp_dtype, or plain fp32
 
 
-def named_choices() -> dict[str, typing.Collection[str]]:
-    """The valid names of each named choice, read from the builder dicts that map them to code.
+# Named choices: each builder table (models.generator.ENCODERS and CHROMA_HEADS, models.discriminator.NORMS,
+# losses.GAN_LOSSES, training.schedules) is keyed by one of these, and a test checks that they cover them.
+Encoder = Literal["resnet18", "resnet34", "resnet50", "resnet101", "vgg16_bn"]
+ChromaHead = Literal["regression", "bins"]
+DiscNorm = Literal["batch", "instance", "spectral", "none"]
+GanLossName = Literal["vanilla", "lsgan", "hinge"]
+Stage1Schedule = Literal["onecycle", "cosine"]
+Stage2Schedule = Literal["linear", "cosine", "constant"]
+MetricName = Literal[RANKING_METRICS]  # the metrics that can pick best.pt, from metric_names
 
-    Imported here, not at the top: they pull in torch and torchvision, and the config's names are
-    written once, beside the code they name.
-    """
-    from pix2color.losses import GAN_LOSSES
-    from pix2color.metrics import HIGHER_IS_BETTER
-    from pix2color.models.discriminator import NORMS
-    from pix2color.models.generator import CHROMA_HEADS, ENCODERS
-    from pix2color.training.schedules import STAGE1_SCHEDULES, STAGE2_SCHEDULES
+# Properties of config keys, marked on the fields (``field(metadata={...})``) and read by :func:`marked_keys`:
+RESUME_SAFE = "resume_safe"  # --set may change it on --resume: not the schedule, data order or model
+TRAINING_ONLY = "training_only"  # a model key the weights fit either way (how they were initialised, trained, decoded)
+RELEASED = "released"  # a release keeps it: what inference needs of a config
+RGB_TERM = "rgb_term"  # a stage-2 weight of G's loss term on RGB images; its value names the term
 
-    return {
-        "model.encoder": ENCODERS,
-        "model.chroma_head": CHROMA_HEADS,
-        "disc.norm": NORMS,
-        "stage2.gan_loss": GAN_LOSSES,
-        "train.best_metric": HIGHER_IS_BETTER,
-        "stage2.best_metric": HIGHER_IS_BETTER,
-        "stage1.schedule": STAGE1_SCHEDULES,
-        "stage2.g_schedule": STAGE2_SCHEDULES,
-        "stage2.d_schedule": STAGE2_SCHEDULES,
-    }
+
+def marked(default: Any, *marks: str, **values: Any) -> Any:
+    """A dataclass field with ``default`` (a plain value) whose metadata holds ``marks`` (each True) and ``values``
+    (e.g. ``rgb_term="ciede2000"``)."""
+    return field(default=default, metadata=dict.fromkeys(marks, True) | values)
 
 
 @dataclass
@@ -58,8 +57,8 @@ class DataConfig:
     val: list[str] = field(default_factory=list)  # empty: a seeded split of `train`
     val_fraction: float = 0.05  # share of `train` held out when `val` is empty
     max_val_images: int = 200  # cap on validation images per epoch (0: all)
-    size: int = 256  # training crop, a multiple of 32
-    workers: int = 2  # DataLoader workers per process
+    size: int = marked(256, RELEASED)  # training crop, a multiple of 32; a release's default render size
+    workers: int = marked(2, RESUME_SAFE)  # DataLoader workers per process
     max_bad_fraction: float = 0.05  # stop before training when more files than this are unreadable
     max_image_pixels: int = 100_000_000  # larger images are refused as decompression bombs
     grid_images: int = 8  # fixed val images drawn in each epoch's comparison grid
@@ -76,8 +75,8 @@ class ColorConfig:
 class ModelConfig:
     """The U-Net generator on a pretrained encoder."""
 
-    encoder: str = "resnet18"  # a key of models.generator.ENCODERS
-    pretrained: str = "imagenet"  # imagenet | none | PATH to a torchvision state dict
+    encoder: Encoder = "resnet18"
+    pretrained: str = marked("imagenet", TRAINING_ONLY)  # imagenet | none | PATH to a torchvision state dict
     self_attention: bool = False
     blur: bool = False
     last_cross: bool = True  # the full-resolution cross block: about half of the FLOPs
@@ -87,10 +86,11 @@ class ModelConfig:
     fusion: str = "none"
     # regression: two channels of chroma, trained with L1 in stage 1; bins: a distribution over quantized
     # chroma trained with class-rebalanced cross-entropy (Zhang et al.), decoded by its annealed mean
-    chroma_head: str = "regression"
-    bins_temperature: float = 0.38  # the annealed mean's temperature: 1 the mean, towards 0 the mode
-    encoder_frozen_epochs: int = 0  # stage 1 epochs that train the decoder alone
-    encoder_lr_mult: float = 0.1  # encoder learning rate relative to the decoder once unfrozen
+    chroma_head: ChromaHead = "regression"
+    # the annealed mean's temperature: 1 the mean, towards 0 the mode
+    bins_temperature: float = marked(0.38, TRAINING_ONLY)
+    encoder_frozen_epochs: int = marked(0, TRAINING_ONLY)  # stage 1 epochs that train the decoder alone
+    encoder_lr_mult: float = marked(0.1, TRAINING_ONLY)  # encoder learning rate relative to the decoder once unfrozen
 
 
 @dataclass
@@ -99,7 +99,7 @@ class DiscriminatorConfig:
 
     n_layers: int = 3  # 3 gives the 70x70 receptive field
     ndf: int = 64
-    norm: str = "spectral"  # a key of models.discriminator.NORMS; spectral is part of the stage-2 recipe
+    norm: DiscNorm = "spectral"  # spectral is part of the stage-2 recipe
 
 
 @dataclass
@@ -110,18 +110,16 @@ class TrainConfig:
     amp: bool = True  # autocast: fp16 (with a grad scaler) or bf16 on CUDA; bf16 on CPUs with native bf16
     amp_dtype: Literal["auto", "bf16", "fp16"] = "auto"
     channels_last: bool = True
-    compile: bool = False  # torch.compile the generator and discriminator
-    device: Device = "auto"
+    compile: bool = marked(False, RESUME_SAFE)  # torch.compile the generator and discriminator
+    device: Device = marked("auto", RESUME_SAFE)
     seed: int = 0
     deterministic: bool = False  # deterministic algorithms and loader order, for exact resumes
     ema_decay: float = 0.0  # generator EMA (0: off) of stage 1, and of stage 2 when stage2.ema_decay is 0
     grad_clip: float = 0.0  # max gradient norm, 0 turns clipping off
-    save_every_steps: int = 200  # last.pt every N steps, and at every epoch end
-    log_every_steps: int = 10
-    val_every_epochs: int = 1
-    best_metric: str = (
-        "psnr"  # picks stage 1's best.pt (stage 2's: stage2.best_metric); a key of metrics.HIGHER_IS_BETTER
-    )
+    save_every_steps: int = marked(200, RESUME_SAFE)  # last.pt every N steps, and at every epoch end
+    log_every_steps: int = marked(10, RESUME_SAFE)
+    val_every_epochs: int = marked(1, RESUME_SAFE)
+    best_metric: MetricName = "psnr"  # picks stage 1's best.pt (stage 2's: stage2.best_metric)
     sync_batchnorm: bool = False  # SyncBatchNorm under DDP
     max_steps_per_epoch: int = 0  # 0: the whole data set every epoch
     minutes: float = 0.0  # time budget of the whole run (0: the epochs alone decide); epochs still cap it
@@ -134,7 +132,7 @@ class Stage1Config:
     epochs: int = 20
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    schedule: str = "onecycle"  # a key of training.schedules.STAGE1_SCHEDULES
+    schedule: Stage1Schedule = "onecycle"
     warmup_fraction: float = 0.1  # share of the stage spent warming up
     share: float = 0.5  # share of train.minutes stage 1 gets when both stages run
     # progressive resizing: the first small_share of the stage trains on small_size crops (0: off), the rest
@@ -164,22 +162,24 @@ class Stage2Config:
     d_lr_ratio: float = 1.0  # discriminator lr = lr * d_lr_ratio
     beta1: float = 0.5
     beta2: float = 0.999
-    gan_loss: str = "lsgan"  # a key of losses.GAN_LOSSES
+    gan_loss: GanLossName = "lsgan"
     # G's loss: gan_weight * GAN + lambda_l1 * L1 + each *_weight below times its term
     gan_weight: float = 1.0
     gan_ramp_steps: int = 200  # G steps over which the GAN weight rises linearly from 0 (0: constant)
     lambda_l1: float = 100.0
-    perceptual_weight: float = 0.0  # VGG16 feature loss, 0 turns it off
-    colorfulness_weight: float = 0.1  # |CF(fake) - CF(truth)| per image, in colorfulness units; 0 turns it off
-    ciede2000_weight: float = 0.0  # mean CIEDE2000 between fake and truth, in ΔE units; 0 turns it off
+    perceptual_weight: float = marked(0.0, rgb_term="perceptual")  # VGG16 feature loss, 0 turns it off
+    # |CF(fake) - CF(truth)| per image, in colorfulness units; 0 turns it off
+    colorfulness_weight: float = marked(0.1, rgb_term="colorfulness")
+    # mean CIEDE2000 between fake and truth, in ΔE units; 0 turns it off
+    ciede2000_weight: float = marked(0.0, rgb_term="ciede2000")
     ema_decay: float = 0.99  # EMA of G in stage 2 only; 0: train.ema_decay applies
     real_label: float = 0.9  # D's target for real images; 0.9 is one-sided label smoothing
-    g_schedule: str = "linear"  # G's learning rate: constant, then this decay to 0 (training.schedules)
-    d_schedule: str = "linear"  # D's learning rate, likewise
+    g_schedule: Stage2Schedule = "linear"  # G's learning rate: constant, then this decay to 0 (training.schedules)
+    d_schedule: Stage2Schedule = "linear"  # D's learning rate, likewise
     decay_start: float = 0.5  # share of the stage after which the learning rates decay
     d_warmup_steps: int = 0  # steps that train D alone before G sees the GAN loss; G's schedule starts after
     # picks stage 2's best.pt: color_fidelity weighs PSNR and ΔCF against the stage's start (metrics.color_fidelity)
-    best_metric: str = "color_fidelity"
+    best_metric: MetricName = "color_fidelity"
     color_weight: float = 0.5  # colour's share of color_fidelity; the rest is fidelity
 
 
@@ -188,12 +188,41 @@ class Config:
     """A whole run: every section has defaults, YAML files override them."""
 
     data: DataConfig = field(default_factory=DataConfig)
-    color: ColorConfig = field(default_factory=ColorConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    color: ColorConfig = field(default_factory=ColorConfig, metadata={RELEASED: True})
+    model: ModelConfig = field(default_factory=ModelConfig, metadata={RELEASED: True})
     disc: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     stage1: Stage1Config = field(default_factory=Stage1Config)
     stage2: Stage2Config = field(default_factory=Stage2Config)
+
+
+def marked_keys(mark: str) -> list[str]:
+    """The dotted keys whose field carries ``mark`` (e.g. :data:`RESUME_SAFE`), in field order; a marked section
+    gives all its keys."""
+    sections = typing.get_type_hints(Config)
+    return [
+        f"{section.name}.{key.name}"
+        for section in dataclasses.fields(Config)
+        for key in dataclasses.fields(sections[section.name])
+        if mark in section.metadata or mark in key.metadata
+    ]
+
+
+def rgb_term_weights(stage2: Stage2Config) -> dict[str, float]:
+    """The weight of each of G's loss terms on RGB images (fields marked :data:`RGB_TERM`) that ``stage2`` turns
+    on (a weight above 0), by the term's name."""
+    terms = (key for key in dataclasses.fields(stage2) if RGB_TERM in key.metadata)
+    weights = {key.metadata[RGB_TERM]: getattr(stage2, key.name) for key in terms}
+    return {name: weight for name, weight in weights.items() if weight}
+
+
+def released_config(cfg: Config) -> dict[str, Any]:
+    """What a release keeps of ``cfg`` (the keys marked :data:`RELEASED`), as nested dicts."""
+    resolved, kept = config_to_dict(cfg), {}
+    for key in marked_keys(RELEASED):
+        section, _, name = key.partition(".")
+        kept.setdefault(section, {})[name] = resolved[section][name]
+    return kept
 
 
 def stage2_ema_decay(cfg: Config) -> float:
@@ -236,18 +265,7 @@ def config_from_dict(raw: dict[str, Any], source: str) -> Config:
     """Build a :class:`Config` from nested dicts (YAML or a checkpoint), checking keys, types and names."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(raw).__name__}.")
-    cfg = _build(Config, raw, "", source)
-    check_names(cfg, source)
-    return cfg
-
-
-def check_names(cfg: Config, source: str, overridden: typing.Collection[str] = ()) -> None:
-    """Raise ConfigError naming the key and the valid names when a named choice is not one of :func:`named_choices`."""
-    for key, names in named_choices().items():
-        value = _get(cfg, key)
-        if value not in names:
-            where = "--set" if key in overridden else source
-            raise ConfigError(f"{where}: {key}={value!r} is not valid; valid values: {', '.join(names)}.")
+    return _build(Config, raw, "", source)
 
 
 def config_to_dict(cfg: Config) -> dict[str, Any]:
@@ -287,7 +305,6 @@ def validate(cfg: Config, source: str, overridden: typing.Collection[str] = ()) 
     def fail(key: str, text: str) -> typing.NoReturn:
         raise ConfigError(f"{'--set' if key in overridden else source}: {text}")
 
-    check_names(cfg, source, overridden)
     try:
         check_size(cfg.data.size, f"data.size={cfg.data.size}")
     except ConfigError as exc:

@@ -12,7 +12,7 @@ import torchvision
 from torch import Tensor, nn
 
 from pix2color import color
-from pix2color.errors import ConfigError
+from pix2color.config import GanLossName
 from pix2color.metrics import opponent_colorfulness
 from pix2color.models.chroma_bins import ChromaBins
 from pix2color.models.pretrained import IMAGENET_MEAN, IMAGENET_STD, load_torchvision_model
@@ -53,7 +53,7 @@ class RebalancedBinsLoss(nn.Module):
         super().__init__()
         self.bins = bins
         self.prior_mix = prior_mix
-        cells = bins.centres / bins.spacing  # (Q, 2) in cells
+        cells = bins.centers / bins.spacing  # (Q, 2) in cells
         smoothing = torch.exp(-torch.cdist(cells, cells).square() / (2 * bins.sigma**2))
         self.register_buffer("smoothing", smoothing / smoothing.sum(dim=0, keepdim=True), persistent=False)
         self.register_buffer("counts", torch.zeros(len(bins), dtype=torch.float64))
@@ -188,17 +188,11 @@ class HingeGanLoss(GanLoss):
         return (logits.clamp(-1, 1) + 1) / 2
 
 
-GAN_LOSSES: dict[str, type[GanLoss]] = {"vanilla": VanillaGanLoss, "lsgan": LsGanLoss, "hinge": HingeGanLoss}
+GAN_LOSSES: dict[GanLossName, type[GanLoss]] = {"vanilla": VanillaGanLoss, "lsgan": LsGanLoss, "hinge": HingeGanLoss}
 
 
-def build_gan_loss(name: str, real_label: float = 1.0) -> GanLoss:
-    """The GAN loss that ``stage2.gan_loss`` names, with D's real label ``stage2.real_label``.
-
-    Raises:
-        ConfigError: an unknown name.
-    """
-    if name not in GAN_LOSSES:
-        raise ConfigError(f"stage2.gan_loss={name!r} is not valid; valid values: {', '.join(GAN_LOSSES)}.")
+def build_gan_loss(name: GanLossName, real_label: float = 1.0) -> GanLoss:
+    """The GAN loss that ``stage2.gan_loss`` names, with D's real label ``stage2.real_label``."""
     return GAN_LOSSES[name](real_label)
 
 

@@ -1,8 +1,10 @@
 """Colorization metrics as the literature computes them, batched on the tensors' device.
 
 Every per-image metric takes uint8 RGB batches (B, 3, H, W) and returns one float32 value per image
-(B,). PSNR and colorfulness follow DESIGN.md; SSIM comes from kornia and CIEDE2000 from scikit-image,
-never hand-rolled. LPIPS and FID are not computed: :func:`optional_metrics_status` says why.
+(B,). PSNR (20·log10(255/√MSE) on uint8 RGB, per image) and colorfulness (Hasler & Süsstrunk 2003) are
+written out in their functions below, as the colorization literature computes them; SSIM comes from kornia
+and CIEDE2000 from scikit-image, never hand-rolled. Their names and directions are in
+:mod:`pix2color.metric_names`. LPIPS and FID are not computed: :func:`optional_metrics_status` says why.
 """
 
 from __future__ import annotations
@@ -17,16 +19,6 @@ from torch import Tensor
 from pix2color import color
 
 SSIM_WINDOW = 11
-
-HIGHER_IS_BETTER = {
-    "psnr": True,
-    "ssim": True,
-    "colorfulness": True,
-    "delta_cf": False,
-    "ciede2000": False,
-    "l1": False,
-    "color_fidelity": True,
-}
 
 # torchvision's file names for the backbones LPIPS (AlexNet) and FID (Inception v3) are built on.
 OPTIONAL_METRIC_WEIGHTS = {
@@ -137,8 +129,8 @@ def color_fidelity(summary: dict[str, float], start: dict[str, float], color_wei
     """A stage-2 score that values colour and fidelity together, each normalised by where the stage started.
 
     fidelity = (PSNR − PSNR_gray) / (PSNR_start − PSNR_gray): 1 at the start (stage 1), 0 at the gray image;
-    colour = 1 − ΔCF / ΔCF_start: 0 at the start, 1 at the truth's colorfulness. The score is
-    (1 − color_weight)·fidelity + color_weight·colour, so the start scores 1 − color_weight, and a
+    color = 1 − ΔCF / ΔCF_start: 0 at the start, 1 at the truth's colorfulness. The score is
+    (1 − color_weight)·fidelity + color_weight·color, so the start scores 1 − color_weight, and a
     checkpoint beats it only when the colour it gains outweighs the fidelity it loses. The PSNR span
     is at least 0.1 dB, so a start no better than gray still ranks by PSNR.
 
@@ -149,8 +141,8 @@ def color_fidelity(summary: dict[str, float], start: dict[str, float], color_wei
     """
     span = max(start["psnr"] - summary["psnr_gray"], 0.1)
     fidelity = (summary["psnr"] - summary["psnr_gray"]) / span
-    colour = 1 - summary["delta_cf"] / max(start["delta_cf"], 1e-6)
-    return (1 - color_weight) * fidelity + color_weight * colour
+    color = 1 - summary["delta_cf"] / max(start["delta_cf"], 1e-6)
+    return (1 - color_weight) * fidelity + color_weight * color
 
 
 def _colorfulness_of_pred(pred: Tensor, target: Tensor) -> Tensor:
@@ -167,9 +159,7 @@ METRICS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
 }
 
 
-def image_metrics(
-    pred: Tensor, target: Tensor, names: Sequence[str] = ("psnr", "ssim", "colorfulness", "ciede2000")
-) -> dict[str, Tensor]:
+def image_metrics(pred: Tensor, target: Tensor, names: Sequence[str] = tuple(METRICS)) -> dict[str, Tensor]:
     """Per-image metrics by name.
 
     Args:

@@ -110,7 +110,7 @@ def inference_checkpoint(
     Args:
         cfg: the resolved config, stored as nested dicts.
         generator: the generator's state dict (its EMA weights when EMA is on).
-        stage: "pretrain" or "gan".
+        stage: its name in training.stages.STAGES.
         metrics: the validation that made it best; left out when None.
         step: the optimizer step it was taken at; left out when None.
     """

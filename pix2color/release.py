@@ -23,17 +23,15 @@ import torch
 import yaml
 
 from pix2color.checkpoint import load_checkpoint
-from pix2color.config import Config, config_to_dict, stage2_ema_decay
+from pix2color.config import Config, config_to_dict, released_config, rgb_term_weights, stage2_ema_decay
 from pix2color.errors import UserError
 from pix2color.files import atomic_write
+from pix2color.metric_names import METRIC_SPECS
 from pix2color.model_files import CONFIG, WEIGHTS, cast_floats, checkpoint_model, rebuild_generator
-from pix2color.training.stages import rgb_term_weights
 
 CARD = "README.md"
 DTYPES = {"fp16": torch.float16, "fp32": torch.float32}
 FORMAT_VERSION = "1"
-# The metrics the trainer validates with, in the order the card lists them; others follow by name.
-METRIC_ORDER = ("psnr", "ssim", "ciede2000", "colorfulness", "delta_cf", "target_colorfulness", "l1")
 
 
 def export_release(checkpoint: str | Path, out: str | Path, dtype: str = "fp16") -> Path:
@@ -66,19 +64,13 @@ def export_release(checkpoint: str | Path, out: str | Path, dtype: str = "fp16")
     parameters = sum(p.numel() for p in generator.parameters())
     files = {
         WEIGHTS: save(cast_floats(model.weights, DTYPES[dtype]), metadata=metadata),
-        CONFIG: yaml.safe_dump(release_config(cfg), sort_keys=False).encode(),
+        CONFIG: yaml.safe_dump(released_config(cfg), sort_keys=False).encode(),
         CARD: model_card(state, cfg, Path(checkpoint), dtype, parameters).encode(),
     }
     for name, data in files.items():
         with atomic_write(out / name) as handle:
             handle.write(data)
     return out
-
-
-def release_config(cfg: Config) -> dict[str, Any]:
-    """What inference needs of a config: the model, the colour space and the training size (the default render size)."""
-    resolved = config_to_dict(cfg)
-    return {"model": resolved["model"], "color": resolved["color"], "data": {"size": cfg.data.size}}
 
 
 def model_card(state: dict[str, Any], cfg: Config, checkpoint: Path, dtype: str, parameters: int) -> str:
@@ -92,10 +84,10 @@ def model_card(state: dict[str, Any], cfg: Config, checkpoint: Path, dtype: str,
         "tags: [image-colorization, pix2pix, unet]",
         "---",
         "",
-        f"# pix2color colorization model: {cfg.model.encoder} U-Net, {_stage_name(stage)}",
+        f"# pix2color colorization model: {cfg.model.encoder} U-Net, {_stage_title(state)}",
         "",
-        "Colours black-and-white photos: reads the lightness L of a Lab image and predicts its colour (ab); "
-        "the colour is joined with the photo's own full-resolution lightness.",
+        "Colors black-and-white photos: reads the lightness L of a Lab image and predicts its color (ab); "
+        "the color is joined with the photo's own full-resolution lightness.",
         "",
         "## Use",
         "",
@@ -116,7 +108,7 @@ def model_card(state: dict[str, Any], cfg: Config, checkpoint: Path, dtype: str,
         *_table(
             ("encoder", cfg.model.encoder),
             ("parameters", f"{parameters / 1e6:.1f} M"),
-            ("colour space", cfg.color.space),
+            ("color space", cfg.color.space),
             ("training size", f"{cfg.data.size} px"),
             ("last_cross / self_attention / blur / spectral_norm", _flags(cfg)),
             ("fusion", cfg.model.fusion),
@@ -162,8 +154,9 @@ def _check_destination(out: Path) -> None:
         raise UserError(f"--release {out} holds other files and is not a release; choose a new or empty folder.")
 
 
-def _stage_name(stage: str | None) -> str:
-    return {"pretrain": "stage 1 (L1)", "gan": "stage 2 (pix2pix GAN)"}.get(stage, "stage not recorded")
+def _stage_title(state: dict[str, Any]) -> str:
+    """How the checkpoint's stage calls itself (the loop records its title), else its name."""
+    return state.get("stage_title") or state.get("stage") or "stage not recorded"
 
 
 def _flags(cfg: Config) -> str:
@@ -191,5 +184,5 @@ def _table(*rows: tuple[str, Any]) -> list[str]:
 def _metrics(metrics: dict[str, float]) -> list[str]:
     if not metrics:
         return ["Not recorded in the checkpoint."]
-    names = [m for m in METRIC_ORDER if m in metrics] + sorted(set(metrics) - set(METRIC_ORDER))
+    names = [m for m in METRIC_SPECS if m in metrics] + sorted(set(metrics) - set(METRIC_SPECS))
     return ["| metric | value |", "|---|---:|", *(f"| {name} | {float(metrics[name]):.4g} |" for name in names)]

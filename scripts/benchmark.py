@@ -39,6 +39,8 @@ import torch
 from pix2color.commands.common import run_cli
 from pix2color.data import ImageDataset, collate_images, list_images
 from pix2color.runtime import amp_dtype, cpu_has_native_bf16
+from pix2color.training.protocol import Progress
+from pix2color.training.stages import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "train"
@@ -230,10 +232,9 @@ def path_config(path: dict, size: int, batch: int, device: str, data: Path):
 
 
 def build_stage(cfg, stage: str):
-    """The training stage ``stage`` ("pretrain" or "gan") with its models and optimizers, as the loop builds it."""
+    """The training stage ``stage`` (a name in STAGES) with its models and optimizers, as the loop builds it."""
     from pix2color.runtime import Runtime
     from pix2color.training.context import StageContext
-    from pix2color.training.stages import STAGES
 
     return STAGES[stage](StageContext(cfg, Runtime(torch.device(cfg.train.device))), resuming=False)
 
@@ -245,9 +246,7 @@ def random_batch(batch: int, size: int, device: str) -> torch.Tensor:
 
 
 def train_throughput(path: dict, stage: str, size: int, batch: int, steps: int, device: str) -> dict[str, float]:
-    """Images/s of one training step of ``stage``: "pretrain" (L1) or "gan" (a D and a G update)."""
-    from pix2color.training.stages import Progress
-
+    """Images/s of one training step of ``stage``, a name in STAGES (stage 2's step is a D and a G update)."""
     cfg = path_config(path, size, batch, device, ROOT)  # data.train is not read
     trained = build_stage(cfg, stage)
     trained.start_epoch(0)
@@ -348,7 +347,7 @@ def reset_peak_memory(device: str) -> None:
 def run_task(task: dict) -> dict[str, dict]:
     """One task's measurements by name; the first carries the task's peak memory.
 
-    Kinds: "pretrain" (stage 1 images/s, then the model's parameters and FLOPs), "gan" (stage 2 images/s),
+    Kinds: each stage's name (its training images/s; the first stage's then the model's parameters and FLOPs),
     "inference" (images/s, then the latency of each photo size in ``megapixels``, smallest first, after a
     warm-up) and "latency" (``megapixels`` in a process of their own, for their peak memory).
     """
@@ -356,10 +355,10 @@ def run_task(task: dict) -> dict[str, dict]:
     reset_peak_memory(device)
     start = time.perf_counter()
     results = {}
-    if kind in ("pretrain", "gan"):
+    if kind in STAGES:
         results[f"{kind}_{size}"] = train_throughput(path, kind, size, task["batch"], task["steps"], device)
         results[f"{kind}_{size}"]["peak_mb"] = peak_memory_mb(device)
-        if kind == "pretrain":
+        if kind == next(iter(STAGES)):
             results[f"cost_{size}"] = model_cost(path, size, task["render"], device)
     else:
         colorizer = build_colorizer(path, task["render"], task["batch"], device)
@@ -395,7 +394,7 @@ def path_tasks(path: dict, name: str, args: argparse.Namespace) -> list[dict]:
     """The tasks of one path; latency is left out for the fast config (its join is the fast path's)."""
     base = {"path": path, "device": args.device, "render": args.render_size, "size": args.size[0]}
     train = base | {"batch": args.batch, "steps": args.steps}
-    tasks = [train | {"kind": kind, "size": size} for size in args.size for kind in ("pretrain", "gan")]
+    tasks = [train | {"kind": kind, "size": size} for size in args.size for kind in STAGES]
     *smaller, largest = megapixel_sizes(args)
     with_latency = name != "fast_config"
     inference = {"kind": "inference", "batch": args.infer_batch, "steps": args.steps}
@@ -560,7 +559,7 @@ def serve_section(args: argparse.Namespace) -> dict[str, dict]:
         cfg = load_config(None, ["model.pretrained=none", f"data.size={args.render_size}"])
         checkpoint = Path(folder) / "random.pt"
         generator = build_generator(cfg.model, cfg.data.size, cfg.color.space)
-        save_checkpoint(inference_checkpoint(cfg, generator.state_dict(), "pretrain"), checkpoint)
+        save_checkpoint(inference_checkpoint(cfg, generator.state_dict(), next(iter(STAGES))), checkpoint)
         for mode, flags in SERVE_MODES.items():
             results[mode] = serve_mode(checkpoint, flags, buffer.getvalue())
     return results

@@ -35,11 +35,12 @@ from pix2color.data import list_images
 from pix2color.errors import DataError
 from pix2color.evaluation import GRAY, TRUTH, iter_batches
 from pix2color.inference import Colorizer
+from pix2color.metric_names import METRIC_SPECS
 from pix2color.runtime import resolve_device
 from pix2color.viz import gray_rgb
 
-HEADERS = {"psnr": "PSNR", "ssim": "SSIM", "ciede2000": "CIEDE2000", "colorfulness": "colorfulness", "delta_cf": "ΔCF"}
-DIGITS = {"psnr": 2, "ssim": 4, "ciede2000": 2, "colorfulness": 2, "delta_cf": 2}
+# The table's columns: the per-image metrics, and ΔCF, which exists only for a whole set; in METRIC_SPECS' order.
+COLUMNS = [name for name in METRIC_SPECS if name in metrics.METRICS or name == "delta_cf"]
 
 
 @dataclass
@@ -87,13 +88,11 @@ def score(colorizers: dict[str, Colorizer], batches: Iterator[tuple[list[Path], 
 
 def markdown_table(summaries: dict[str, dict[str, float]]) -> str:
     """One row per summary; metrics a row lacks are shown as a dash. Arrows say which way is better."""
-    arrows = {name: " ↑" if metrics.HIGHER_IS_BETTER[name] else " ↓" for name in HEADERS}
-    lines = [
-        "| model | " + " | ".join(HEADERS[name] + arrows[name] for name in HEADERS) + " |",
-        "|---|" + "---:|" * len(HEADERS),
-    ]
+    specs = {name: METRIC_SPECS[name] for name in COLUMNS}
+    headers = [spec.label + (" ↑" if spec.higher_is_better else " ↓") for spec in specs.values()]
+    lines = ["| model | " + " | ".join(headers) + " |", "|---|" + "---:|" * len(specs)]
     for label, summary in summaries.items():
-        cells = [f"{summary[name]:.{DIGITS[name]}f}" if name in summary else "–" for name in HEADERS]
+        cells = [f"{summary[name]:.{spec.digits}f}" if name in summary else "–" for name, spec in specs.items()]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -103,7 +102,7 @@ def write_reports(out: Path, scores: Scores, report: str, summary: dict) -> None
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.md").write_text(report + "\n")
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    names = list(HEADERS)[:-1]  # every per-image metric; ΔCF exists only for a whole set
+    names = [name for name in COLUMNS if name in metrics.METRICS]  # ΔCF exists only for a whole set
     with open(out / "per_image.csv", "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
         writer = csv.writer(handle)
         writer.writerow(["file", "model", *names])

@@ -89,7 +89,8 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
 
     from pix2color.checkpoint import save_checkpoint
-    from pix2color.config import config_to_dict, load_config
+    from pix2color.config import load_config
+    from pix2color.model_files import inference_checkpoint
     from pix2color.models.generator import build_generator
 
     cfg = load_config(None, ["model.pretrained=none", "data.size=64"])
@@ -97,5 +98,5 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
         torch.manual_seed(0)
         generator = build_generator(cfg.model, cfg.data.size)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint({"config": config_to_dict(cfg), "stage": "pretrain", "generator": generator.state_dict()}, path)
+    save_checkpoint(inference_checkpoint(cfg, generator.state_dict(), "pretrain"), path)
     return path

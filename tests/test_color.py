@@ -29,9 +29,9 @@ EDGES = [
 ]
 
 
-def as_image(colours) -> torch.Tensor:
-    """(N, 3) colours -> a (1, 3, N, 1) image."""
-    return torch.as_tensor(colours, dtype=torch.float32).T.reshape(1, 3, -1, 1).contiguous()
+def as_image(colors) -> torch.Tensor:
+    """(N, 3) colors -> a (1, 3, N, 1) image."""
+    return torch.as_tensor(colors, dtype=torch.float32).T.reshape(1, 3, -1, 1).contiguous()
 
 
 def rgb_cube(steps: int) -> torch.Tensor:
@@ -39,7 +39,7 @@ def rgb_cube(steps: int) -> torch.Tensor:
     return as_image(list(itertools.product(levels.tolist(), repeat=3)))
 
 
-def random_colours(n: int = 4096, seed: int = 0) -> torch.Tensor:
+def random_colors(n: int = 4096, seed: int = 0) -> torch.Tensor:
     return torch.rand(1, 3, n, 1, generator=torch.Generator().manual_seed(seed))
 
 
@@ -47,7 +47,7 @@ def to_hwc(image: torch.Tensor) -> np.ndarray:
     return image[0].permute(1, 2, 0).double().numpy()
 
 
-def denormalise(lightness: torch.Tensor, chroma: torch.Tensor, space: str) -> np.ndarray:
+def denormalize(lightness: torch.Tensor, chroma: torch.Tensor, space: str) -> np.ndarray:
     """Our normalised (L, chroma) back to the space's own units, (H, W, 3)."""
     spec = color.SPACES[space]
     center = torch.tensor(spec.chroma_center).view(1, 2, 1, 1)
@@ -110,18 +110,18 @@ def test_integer_rgb_other_than_uint8_is_refused(dtype):
 
 
 def test_unknown_space_lists_the_valid_ones():
-    with pytest.raises(ValueError, match="unknown colour space 'hsv'; valid: lab, luv"):
+    with pytest.raises(ValueError, match="unknown color space 'hsv'; valid: lab, luv"):
         color.rgb_to_l_chroma(torch.rand(1, 3, 2, 2), "hsv")
 
 
 @pytest.mark.parametrize("space", SPACES)
 @pytest.mark.parametrize(
-    "colours",
-    [random_colours(), as_image(EDGES), random_colours(seed=1) * 0.02, rgb_cube(9)],
+    "colors",
+    [random_colors(), as_image(EDGES), random_colors(seed=1) * 0.02, rgb_cube(9)],
     ids=["random", "edges", "dark", "cube"],
 )
-def test_round_trip_within_1e_4(space, colours):
-    error = (round_trip(colours, space) - colours).abs().max().item()
+def test_round_trip_within_1e_4(space, colors):
+    error = (round_trip(colors, space) - colors).abs().max().item()
     assert error < ROUND_TRIP_TOL, f"{space}: max |rgb - rgb'| = {error:.2e}"
 
 
@@ -132,16 +132,16 @@ def test_uint8_round_trip_is_exact(space):
 
 
 @pytest.mark.parametrize("space", SPACES)
-@pytest.mark.parametrize("colours", [random_colours(512), as_image(EDGES)], ids=["random", "edges"])
-def test_forward_matches_scikit_image(space, colours):
-    ours = denormalise(*color.rgb_to_l_chroma(colours, space), space)
-    reference = SKIMAGE_FROM_RGB[space](to_hwc(colours))
+@pytest.mark.parametrize("colors", [random_colors(512), as_image(EDGES)], ids=["random", "edges"])
+def test_forward_matches_scikit_image(space, colors):
+    ours = denormalize(*color.rgb_to_l_chroma(colors, space), space)
+    reference = SKIMAGE_FROM_RGB[space](to_hwc(colors))
     np.testing.assert_allclose(ours, reference, atol=1e-2, rtol=0)
 
 
 @pytest.mark.parametrize("space", SPACES)
 def test_inverse_matches_scikit_image(space):
-    raw = SKIMAGE_FROM_RGB[space](to_hwc(random_colours(512) * 0.9 + 0.05))
+    raw = SKIMAGE_FROM_RGB[space](to_hwc(random_colors(512) * 0.9 + 0.05))
     raw_t = torch.from_numpy(raw).permute(2, 0, 1)[None].float()
     spec = color.SPACES[space]
     center = torch.tensor(spec.chroma_center).view(1, 2, 1, 1)
@@ -272,7 +272,7 @@ def test_delta_e2000_matches_skimage_with_gray_and_equal_pixels_and_has_finite_g
     low, span = torch.tensor([0.0, -100, -100]).view(1, 3, 1, 1), torch.tensor([100.0, 200, 200]).view(1, 3, 1, 1)
     lab1, lab2 = (low + span * torch.rand(3, 3, 8, 8, generator=generator) for _ in range(2))
     lab1[0, 1:] = 0  # gray against colour
-    lab2[1] = lab1[1]  # identical colours
+    lab2[1] = lab1[1]  # identical colors
     expected = skcolor.deltaE_ciede2000(lab1.double().numpy(), lab2.double().numpy(), channel_axis=1)
     lab1.requires_grad_()
     lab2.requires_grad_()

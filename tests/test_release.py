@@ -56,7 +56,7 @@ def trained_checkpoint(tmp_path_factory):
     generator, ema = build_generator(cfg.model, 64), build_generator(cfg.model, 64)
     metrics = {"psnr": 23.456, "colorfulness": 17.2, "delta_cf": 15.1, "ssim": 0.9518}
     state = inference_checkpoint(cfg, generator.state_dict(), "gan", metrics, step=1234)
-    state["generator_ema"] = ema.state_dict()
+    state |= {"generator_ema": ema.state_dict(), "stage_title": "stage 2 (pix2pix GAN)"}  # as the loop writes it
     path = tmp_path_factory.mktemp("run") / "best.pt"
     save_checkpoint(state, path)
     return path

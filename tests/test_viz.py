@@ -93,7 +93,7 @@ def test_save_grid_writes_the_png_atomically(tmp_path):
         assert torch.equal(torch.from_numpy(np.array(image)).permute(2, 0, 1), grid)
 
 
-def test_gray_rgb_keeps_lightness_and_drops_colour():
+def test_gray_rgb_keeps_lightness_and_drops_color():
     rgb = _columns(1)[0]
     gray = viz.gray_rgb(rgb)
     assert gray.shape == rgb.shape and gray.dtype == torch.uint8

@@ -1,4 +1,8 @@
-"""``train.py`` / ``pix2color-train``: the two-stage training run from a YAML config."""
+"""``train.py`` / ``pix2color-train``: the two-stage training run from a YAML config.
+
+The config is read and checked before anything imports torch, so a typo is reported at once; the stages
+(:data:`pix2color.training.stages.STAGES`) and the loop load after it.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +12,19 @@ import time
 from pathlib import Path
 
 from pix2color.commands.common import add_config_args, run_cli
-from pix2color.config import Config, apply_overrides, config_from_dict, load_config, set_value, validate
+from pix2color.config import (
+    RESUME_SAFE,
+    Config,
+    apply_overrides,
+    config_from_dict,
+    load_config,
+    marked_keys,
+    set_value,
+    validate,
+)
 from pix2color.errors import ConfigError
 
-STAGE_CHOICES = {"pretrain": ["pretrain"], "gan": ["gan"], "both": ["pretrain", "gan"]}
-# What --set may change on --resume: anything else would change the schedule, data order or model mid-run.
-RESUME_SAFE_KEYS = {
-    "data.workers",
-    "train.device",
-    "train.compile",
-    "train.save_every_steps",
-    "train.log_every_steps",
-    "train.val_every_epochs",
-}
+ALL_STAGES = "both"  # the --stage value (and the default) that runs every stage in order
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_args(parser)
     parser.add_argument("--data", nargs="+", metavar="DIR", help="training images: folders or manifests (data.train)")
     parser.add_argument("--out", type=Path, metavar="RUN_DIR", help="run folder (default: runs/<config>_<time>)")
-    parser.add_argument("--stage", choices=sorted(STAGE_CHOICES), help="which stages to run (default: both)")
+    parser.add_argument(
+        "--stage",
+        metavar="NAME",
+        help=f"which stage to run: a name in pix2color.training.stages.STAGES, or {ALL_STAGES} (every stage in "
+        f"order, the default)",
+    )
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR_or_CKPT", help="continue an interrupted run")
     return parser
 
@@ -45,20 +54,19 @@ def train(args: argparse.Namespace) -> int:
     """Resolve the config and run folder, then hand over to the training loop (imported lazily: it loads fastai)."""
     resume = _load_resume(args.resume) if args.resume else None
     cfg = _resolve_config(args, resume)
-    run_dir = _run_dir(args, resume)
-    stages = (
-        STAGE_CHOICES[args.stage]
-        if args.stage
-        else (resume.get("stages", STAGE_CHOICES["both"]) if resume else STAGE_CHOICES["both"])
-    )
+    from pix2color.training.stages import STAGES  # after the config's checks: it imports torch
+
+    stages = _stages(args.stage, resume, list(STAGES))
+    run_dir = _run_dir(args, resume, STAGES)
     if resume and resume["stage"] not in stages:
         raise ConfigError(
             f"--resume {resume['path']} is a {resume['stage']} checkpoint but --stage {args.stage} does not run "
             "that stage; drop --stage to continue where the run stopped."
         )
     if resume and resume.get("finished") and resume["stage"] == stages[-1]:  # a best.pt has no "finished"
+        epochs = getattr(cfg, STAGES[resume["stage"]].section).epochs
         print(
-            f"{resume['path']} is the end of a finished run ({_end_of(resume, cfg)}); "
+            f"{resume['path']} is the end of a finished run ({_end_of(resume, epochs)}); "
             "nothing to resume, nothing written."
         )
         return 0
@@ -82,24 +90,39 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stages(choice: str | None, resume: dict | None, order: list[str]) -> list[str]:
+    """The stages to run, in order: ``--stage``'s, else those of the resumed run, else all of ``order``."""
+    if choice is None:
+        return resume.get("stages", order) if resume else order
+    if choice == ALL_STAGES:
+        return order
+    if choice not in order:
+        raise ConfigError(f"--stage {choice} is not a stage; valid: {', '.join([*order, ALL_STAGES])}.")
+    return [choice]
+
+
 def _load_resume(target: Path) -> dict:
     from pix2color.checkpoint import load_checkpoint
+    from pix2color.training.stages import STAGES
 
-    path = _resume_checkpoint(target)
+    path = _resume_checkpoint(target, list(STAGES))
     state = load_checkpoint(path)
     state["path"] = str(path)
     return state
 
 
-def _resume_checkpoint(target: Path) -> Path:
-    """A checkpoint file as given, or the newest last.pt of a run folder (stage 2's before stage 1's)."""
+def _resume_checkpoint(target: Path, order: list[str]) -> Path:
+    """A checkpoint file as given, or the newest last.pt of a run folder (the latest stage's in ``order``)."""
+    from pix2color.checkpoint import checkpoint_path
+
     if target.is_file():
         return target
-    for stage in ("gan", "pretrain"):
-        candidate = target / "checkpoints" / stage / "last.pt"
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(f"--resume {target}: no checkpoints/gan/last.pt or checkpoints/pretrain/last.pt there.")
+    candidates = [checkpoint_path(target, stage, "last") for stage in reversed(order)]
+    found = next((path for path in candidates if path.is_file()), None)
+    if found is None:
+        names = " or ".join(str(path.relative_to(target)) for path in candidates)
+        raise ConfigError(f"--resume {target}: no {names} there.")
+    return found
 
 
 def _resolve_config(args: argparse.Namespace, resume: dict | None) -> Config:
@@ -112,10 +135,11 @@ def _resolve_config(args: argparse.Namespace, resume: dict | None) -> Config:
             raise ConfigError("--resume takes the config and data from the checkpoint; drop --config and --data.")
         cfg = config_from_dict(resume["config"], source)
         overridden = apply_overrides(cfg, args.overrides)
-        if overridden - RESUME_SAFE_KEYS:
+        resume_safe = set(marked_keys(RESUME_SAFE))
+        if overridden - resume_safe:
             raise ConfigError(
-                f"--set {sorted(overridden - RESUME_SAFE_KEYS)[0]} cannot change on --resume (it would change the "
-                f"schedule, data order or model); only {', '.join(sorted(RESUME_SAFE_KEYS))} can."
+                f"--set {sorted(overridden - resume_safe)[0]} cannot change on --resume (it would change the "
+                f"schedule, data order or model); only {', '.join(sorted(resume_safe))} can."
             )
         validate(cfg, source, overridden)
     if args.data:
@@ -125,15 +149,15 @@ def _resolve_config(args: argparse.Namespace, resume: dict | None) -> Config:
     return cfg
 
 
-def _end_of(resume: dict, cfg: Config) -> str:
-    """How a finished stage ended: "gan epoch 3 of 3", or "gan epoch 2 of 20, its time budget spent"."""
-    epochs = (cfg.stage1 if resume["stage"] == "pretrain" else cfg.stage2).epochs
+def _end_of(resume: dict, epochs: int) -> str:
+    """How a finished stage of ``epochs`` ended: "gan epoch 3 of 3", or "gan epoch 2 of 20, its time budget spent"."""
     end = f"{resume['stage']} epoch {resume['epoch']} of {epochs}"
     return end if resume["epoch"] >= epochs else f"{end}, its time budget spent"
 
 
-def _run_dir(args: argparse.Namespace, resume: dict | None) -> Path:
-    """--out, else the resumed checkpoint's run folder, else runs/<config>_<time>; never reuse a finished run."""
+def _run_dir(args: argparse.Namespace, resume: dict | None, stages: dict) -> Path:
+    """--out, else the resumed checkpoint's run folder, else runs/<config>_<time>; never reuse a finished run
+    (but a stage that starts from another's checkpoint, run alone, continues its folder)."""
     if resume is not None:
         checkpoint = Path(resume["path"]).resolve()
         if args.out is None and checkpoint.parent.parent.name != "checkpoints":
@@ -141,7 +165,8 @@ def _run_dir(args: argparse.Namespace, resume: dict | None) -> Path:
         return args.out or checkpoint.parents[2]
     stem = Path(args.config).stem if args.config else "defaults"
     run_dir = args.out or Path("runs") / f"{stem}_{time.strftime('%Y%m%d-%H%M%S')}"
-    if (run_dir / "checkpoints").exists() and args.stage != "gan":
+    continues = args.stage in stages and stages[args.stage].uses_checkpoint
+    if (run_dir / "checkpoints").exists() and not continues:
         raise ConfigError(
             f"--out {run_dir} already holds checkpoints; continue it with --resume {run_dir} or choose another --out."
         )

@@ -26,14 +26,14 @@ class ChromaBins(nn.Module):
 
     def __init__(self, space: str = "lab", step: float = 10.0, sigma: float = 0.5):
         super().__init__()
-        centres, spacing = color.chroma_grid(space, step)
-        cells = torch.round(centres / spacing).long()  # integer grid coordinates of each bin
+        centers, spacing = color.chroma_grid(space, step)
+        cells = torch.round(centers / spacing).long()  # integer grid coordinates of each bin
         origin = cells.amin(dim=0)
         cells -= origin
         lookup = torch.full(tuple((cells.amax(dim=0) + 1).tolist()), -1, dtype=torch.long)
         lookup[cells[:, 0], cells[:, 1]] = torch.arange(len(cells))
         self.sigma = sigma
-        self.register_buffer("centres", centres.clone(), persistent=False)  # (Q, 2); the grid is cached
+        self.register_buffer("centers", centers.clone(), persistent=False)  # (Q, 2); the grid is cached
         self.register_buffer("spacing", spacing.clone(), persistent=False)  # (2,)
         self.register_buffer("origin", origin, persistent=False)  # (2,) grid coordinates of lookup[0, 0]
         self.register_buffer("lookup", lookup, persistent=False)  # (I, J) bin index of each cell, -1 outside
@@ -41,7 +41,7 @@ class ChromaBins(nn.Module):
         self.register_buffer("neighbourhood", NEIGHBOURHOOD.clone(), persistent=False)
 
     def __len__(self) -> int:
-        return len(self.centres)
+        return len(self.centers)
 
     def soft_encode(self, chroma: Tensor) -> tuple[Tensor, Tensor]:
         """Spread each pixel's chroma over the bins of the 3x3 cells around it with Gaussian weights.
@@ -76,7 +76,7 @@ class ChromaBins(nn.Module):
             (B, 2, H, W) float32 normalised chroma.
         """
         probabilities = torch.softmax(logits.float() / temperature, dim=1)
-        return torch.einsum("bqhw,qc->bchw", probabilities, self.centres)
+        return torch.einsum("bqhw,qc->bchw", probabilities, self.centers)
 
 
 class AnnealedMean(nn.Module):

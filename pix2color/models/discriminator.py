@@ -7,12 +7,13 @@ The layout follows junyanz/pytorch-CycleGAN-and-pix2pix's ``NLayerDiscriminator`
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from pix2color.config import DiscriminatorConfig
-from pix2color.errors import ConfigError
+from pix2color.config import DiscNorm, DiscriminatorConfig
 
 
 def _batch(conv: nn.Conv2d) -> list[nn.Module]:
@@ -32,7 +33,12 @@ def _none(conv: nn.Conv2d) -> list[nn.Module]:
 
 
 # Norm name -> builder turning a conv into its normalised layers.
-NORMS = {"batch": _batch, "instance": _instance, "spectral": _spectral, "none": _none}
+NORMS: dict[DiscNorm, Callable[[nn.Conv2d], list[nn.Module]]] = {
+    "batch": _batch,
+    "instance": _instance,
+    "spectral": _spectral,
+    "none": _none,
+}
 
 
 class PatchDiscriminator(nn.Module):
@@ -52,13 +58,7 @@ class PatchDiscriminator(nn.Module):
 
 
 def build_discriminator(cfg: DiscriminatorConfig) -> PatchDiscriminator:
-    """The PatchGAN that ``cfg`` describes (``n_layers``, ``ndf``, ``norm``), with N(0, 0.02) conv weights.
-
-    Raises:
-        ConfigError: an unknown norm.
-    """
-    if cfg.norm not in NORMS:
-        raise ConfigError(f"disc.norm={cfg.norm!r} is not valid; valid values: {', '.join(NORMS)}.")
+    """The PatchGAN that ``cfg`` describes (``n_layers``, ``ndf``, ``norm``), with N(0, 0.02) conv weights."""
     norm = NORMS[cfg.norm]
     edge = _spectral if cfg.norm == "spectral" else _none  # the first and last convs take no BatchNorm
     bias = cfg.norm != "batch"  # BatchNorm's shift makes a conv bias redundant

@@ -12,8 +12,7 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from pix2color.config import ModelConfig, check_size, nearest_sizes
-from pix2color.errors import ConfigError
+from pix2color.config import ChromaHead, Encoder, ModelConfig, check_size, nearest_sizes
 from pix2color.models.chroma_bins import AnnealedMean, ChromaBins
 from pix2color.models.fusion import GlobalFusion, build_fusion
 from pix2color.models.pretrained import load_torchvision_model
@@ -21,7 +20,7 @@ from pix2color.models.pretrained import load_torchvision_model
 # fastai's layers still call torch.jit.script at import time; the deprecation notice is noise to our users.
 warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
 
-ENCODERS: dict[str, Callable[..., nn.Module]] = {
+ENCODERS: dict[Encoder, Callable[..., nn.Module]] = {
     "resnet18": torchvision.models.resnet18,
     "resnet34": torchvision.models.resnet34,
     "resnet50": torchvision.models.resnet50,
@@ -46,7 +45,7 @@ def _bins_head(cfg: ModelConfig, space: str) -> tuple[int, tuple[float, float] |
 
 
 # model.chroma_head -> (U-Net output channels, their y_range, the module that turns them into chroma)
-CHROMA_HEADS: dict[str, Callable[[ModelConfig, str], tuple[int, tuple[float, float] | None, nn.Module]]] = {
+CHROMA_HEADS: dict[ChromaHead, Callable[[ModelConfig, str], tuple[int, tuple[float, float] | None, nn.Module]]] = {
     "regression": _regression_head,
     "bins": _bins_head,
 }
@@ -135,7 +134,7 @@ def build_generator(cfg: ModelConfig, size: int = 256, space: str = "lab") -> Ge
         space: the colour space whose chroma it predicts ("lab" or "luv"); a bins head quantizes it.
 
     Raises:
-        ConfigError: an unknown encoder or fusion, a bad size, or pretrained weights that cannot be loaded.
+        ConfigError: an unknown fusion classifier, a bad size, or pretrained weights that cannot be loaded.
     """
     from fastai.callback.hook import num_features_model
     from fastai.layers import NormType
@@ -160,16 +159,14 @@ def build_generator(cfg: ModelConfig, size: int = 256, space: str = "lab") -> Ge
     return Generator(unet, fusion, head).train()
 
 
-def build_encoder(name: str, pretrained: str) -> nn.Sequential:
+def build_encoder(name: Encoder, pretrained: str) -> nn.Sequential:
     """The body of encoder ``name`` with ``pretrained`` weights, reading one channel: a Sequential of stages.
 
     Raises:
-        ConfigError: an unknown name, or pretrained weights that cannot be loaded.
+        ConfigError: pretrained weights that cannot be loaded.
     """
     from fastai.vision.learner import create_body
 
-    if name not in ENCODERS:
-        raise ConfigError(f"model.encoder={name!r} is not valid; valid values: {', '.join(ENCODERS)}.")
     model = load_torchvision_model(ENCODERS[name], pretrained)
     body = create_body(model, cut=_CUTS.get(name))  # n_in=3: create_body only cuts
     to_single_channel(body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 
 class Budget:
@@ -31,11 +32,24 @@ class Budget:
         return self.seconds is not None and self.spent >= self.seconds
 
 
-def stage_seconds(minutes: float, first_share: float, stages: list[str], stage: str) -> float | None:
-    """The seconds of ``train.minutes`` that ``stage`` gets: the first of two stages ``first_share``, the
-    second the rest, a stage run alone all of it; None when ``minutes`` is 0 (no time budget)."""
+def stage_seconds(minutes: float, shares: Sequence[float | None], index: int) -> float | None:
+    """The seconds of ``train.minutes`` that the ``index``-th of the run's stages gets.
+
+    A stage with a share of its own (``stage1.share``) gets it; the stages without one split the rest evenly;
+    then the shares are scaled to add up to 1, so a stage run alone gets all the time.
+
+    Args:
+        minutes: the run's budget; 0 means none.
+        shares: per stage of the run, in order, its own share or None.
+        index: which of them.
+
+    Returns:
+        The stage's seconds, or None without a budget.
+    """
     if minutes == 0:
         return None
-    if len(stages) == 1:
-        return minutes * 60
-    return minutes * 60 * (first_share if stages.index(stage) == 0 else 1 - first_share)
+    given = sum(share for share in shares if share is not None)
+    unshared = sum(share is None for share in shares)
+    rest = max(1 - given, 0.0) / unshared if unshared else 0.0
+    resolved = [rest if share is None else share for share in shares]
+    return minutes * 60 * resolved[index] / sum(resolved)

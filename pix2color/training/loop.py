@@ -3,11 +3,13 @@
 Read it top to bottom: :meth:`Loop.run` walks the stages, :meth:`Loop.fit_stage` the epochs,
 :meth:`Loop.train_epoch` the batches. Each batch is one ``stage.step``, which returns tensors; the host
 reads them once per log interval (:meth:`Loop.flush`), where they are checked for NaN and logged. The loop
-finds a stage by name in :data:`~pix2color.training.stages.STAGES` and knows nothing else about it.
+finds a stage by name in :data:`~pix2color.training.stages.STAGES` and knows nothing else about it than
+:class:`~pix2color.training.protocol.Stage` says.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import signal
@@ -20,17 +22,19 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from pix2color import viz
-from pix2color.checkpoint import check_resume_state, save_checkpoint
+from pix2color.checkpoint import check_resume_state, checkpoint_path, save_checkpoint
 from pix2color.config import Config, config_to_dict, save_config
 from pix2color.data import build_datasets, collate_images
 from pix2color.errors import ConfigError, TrainingStopped
-from pix2color.metrics import HIGHER_IS_BETTER
+from pix2color.metric_names import COLOR_BESIDE_FIDELITY, is_better
+from pix2color.model_files import inference_checkpoint
 from pix2color.run_log import RunLog
 from pix2color.runtime import Runtime, any_rank, rng_state, set_rng_state
 from pix2color.sampling import ResumableSampler, SeededDataset
 from pix2color.training.budget import Budget, stage_seconds
 from pix2color.training.context import StageContext
-from pix2color.training.stages import STAGES, Progress
+from pix2color.training.protocol import Progress, Stage
+from pix2color.training.stages import STAGES
 from pix2color.training.validation import val_colorizer, validate
 
 
@@ -42,9 +46,24 @@ class Interrupted(Exception):
         self.checkpoint = checkpoint
 
 
-def checkpoint_path(run_dir: Path, stage: str, name: str) -> Path:
-    """RUN_DIR/checkpoints/<stage>/<name>.pt, e.g. checkpoints/gan/best.pt."""
-    return run_dir / "checkpoints" / stage / f"{name}.pt"
+@dataclasses.dataclass
+class Position:
+    """Where the current stage stands: what last.pt records of the run beside the stage's own state."""
+
+    epoch: int = 0
+    batch_in_epoch: int = 0  # batches of this epoch done, batches of only bad images included
+    step: int = 0
+    best: float | None = None  # the best value of the stage's best_metric so far
+    finished: bool = False
+    start_metrics: dict[str, float] | None = None  # val metrics of the weights the stage started from
+
+    def state(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Position:
+        """The position a last.pt holds; a field it predates takes its default."""
+        return cls(**{field.name: state[field.name] for field in dataclasses.fields(cls) if field.name in state})
 
 
 class Loop:
@@ -57,6 +76,16 @@ class Loop:
         self.log = RunLog(self.run_dir / "tb", runtime.is_main)
         self.stop_requested = False
         self.results: dict[str, dict[str, float]] = {}
+        # the current stage, set by start_stage
+        self.stage: Stage | None = None
+        self.pos = Position()
+        self.budget = Budget(None)
+        self.epochs = self.steps_per_epoch = 0
+        self.last_crop_size = cfg.data.size  # of the last step: a resume may validate before a step of its own
+        # the current epoch's step values, set by train_epoch
+        self.epoch_sums: dict[str, list[float]] = {}
+        self.skipped = 0
+        self.interval = Interval()
 
     # ----------------------------------------------------------------- the run
     def run(self, resume: dict[str, Any] | None = None) -> dict[str, dict[str, float]]:
@@ -69,7 +98,7 @@ class Loop:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(self.cfg, self.run_dir / "config.yaml")
             self.log.config(config_to_dict(self.cfg))
-            self.log.charts({name: stage_charts(name) for name in self.stages})
+            self.log.charts({name: stage_charts(STAGES[name]) for name in self.stages})
         first = self.stages.index(resume["stage"]) if resume else 0
         with _stop_signals(self):
             for name in self.stages[first:]:
@@ -84,13 +113,14 @@ class Loop:
         """Build the stage, start or restore it, then run epochs until its epochs or its time are spent."""
         self.start_stage(name, resume)
         self.log.line(self.data_summary())
-        while not self.finished:
+        pos = self.pos
+        while not pos.finished:
             started = time.perf_counter()
             train_means = self.train_epoch()
-            self.finished = self.epoch + 1 >= self.epochs or self.out_of_time()
-            due = self.finished or (self.epoch + 1) % self.cfg.train.val_every_epochs == 0
+            pos.finished = pos.epoch + 1 >= self.epochs or self.out_of_time()
+            due = pos.finished or (pos.epoch + 1) % self.cfg.train.val_every_epochs == 0
             val = self.validate() if due else {}
-            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+            pos.epoch, pos.batch_in_epoch = pos.epoch + 1, 0
             self.save_last()
             self.log_epoch(train_means, val, time.perf_counter() - started)
         self.log.flush()
@@ -100,25 +130,34 @@ class Loop:
         self.stage = STAGES[name](self.ctx, resuming=resume is not None)
         self.epochs = getattr(self.cfg, self.stage.section).epochs
         self.steps_per_epoch = self.count_steps_per_epoch()
-        seconds = stage_seconds(self.cfg.train.minutes, self.cfg.stage1.share, self.stages, name)
+        seconds = stage_seconds(self.cfg.train.minutes, self.time_shares(), self.stages.index(name))
         if resume is None:
-            self.epoch, self.batch_in_epoch, self.step, self.best, self.finished = 0, 0, 0, None, False
-            self.stage.initialize(self.run_dir)
-            self.start_metrics = self.measure_start()
+            self.pos = Position()
+            self.stage.initialize(self.run_dir, self.previous_stage(name))
+            self.pos.start_metrics = self.measure_start()
             self.budget = Budget(seconds)
         else:
             self.restore(resume)
             self.budget = Budget(seconds, resume["spent_seconds"])
-        # the crop size of the last step: a resume may validate before a step of its own
         self.last_crop_size = self.stage.crop_size(self.progress())
+
+    def time_shares(self) -> list[float | None]:
+        """Each stage's own share of ``train.minutes`` (its section's ``share``), or None, in run order."""
+        return [getattr(getattr(self.cfg, STAGES[name].section), "share", None) for name in self.stages]
+
+    @staticmethod
+    def previous_stage(name: str) -> str | None:
+        """The stage before ``name`` in :data:`STAGES`, whose best.pt a stage that uses a checkpoint starts from."""
+        order = list(STAGES)
+        index = order.index(name)
+        return order[index - 1] if index else None
 
     # ------------------------------------------------------------------ epochs
     def train_epoch(self) -> dict[str, float]:
         """One pass over this rank's shard, or until the time is spent; returns the epoch's mean of each value."""
-        self.stage.start_epoch(self.epoch)
-        self.epoch_sums: dict[str, list[float]] = {}
-        self.skipped, self.interval = 0, Interval()
-        with self.log.progress(self.steps_per_epoch - self.batch_in_epoch, self.stage.name) as bar:
+        self.stage.start_epoch(self.pos.epoch)
+        self.epoch_sums, self.skipped, self.interval = {}, 0, Interval()
+        with self.log.progress(self.steps_per_epoch - self.pos.batch_in_epoch, self.stage.name) as bar:
             resized = True
             while resized:
                 resized = self.train_batches(self.stage.crop_size(self.progress()), bar)
@@ -130,19 +169,20 @@ class Loop:
         """Steps on ``size``-pixel crops until the epoch or the time ends; True when the stage's crop size
         changes first (progressive resizing), so that the rest of the epoch continues at the new size."""
         note = f" at {size} px" if size != self.cfg.data.size else ""
-        bar.set_description(f"{self.stage.name} {self.epoch + 1}{note}")
+        pos = self.pos
+        bar.set_description(f"{self.stage.name} {pos.epoch + 1}{note}")
         for rgb, n_bad in self.train_loader(size):
-            if self.batch_in_epoch >= self.steps_per_epoch:
+            if pos.batch_in_epoch >= self.steps_per_epoch:
                 return False
             self.skipped += n_bad
-            self.batch_in_epoch += 1  # the position in the epoch counts batches of only bad images too
+            pos.batch_in_epoch += 1
             if any_rank(len(rgb) == 0, self.rt):  # every rank skips together, or DDP's collectives drift
                 continue
             rgb = rgb.to(self.ctx.device, non_blocking=True)
             self.last_crop_size = size
-            values = self.stage.step(rgb, Progress(self.step, self.progress()))
-            self.step += 1
-            self.interval.add(self.step, values, len(rgb) * self.rt.world_size)
+            values = self.stage.step(rgb, Progress(pos.step, self.progress()))
+            pos.step += 1
+            self.interval.add(pos.step, values, len(rgb) * self.rt.world_size)
             bar.update(1)
             if self.after_step(bar):
                 return False
@@ -154,8 +194,8 @@ class Loop:
     def after_step(self, bar) -> bool:
         """Log every ``log_every_steps``, save every ``save_every_steps``, stop on a signal; True when out of time."""
         stop = any_rank(self.stop_requested, self.rt)
-        save = stop or self.step % self.cfg.train.save_every_steps == 0
-        if save or self.step % self.cfg.train.log_every_steps == 0:
+        save = stop or self.pos.step % self.cfg.train.save_every_steps == 0
+        if save or self.pos.step % self.cfg.train.log_every_steps == 0:
             self.flush(bar)  # before any save: a NaN must never reach last.pt
         if save:
             self.save_last()
@@ -178,11 +218,11 @@ class Loop:
         bar.set_postfix({k: f"{v:.4f}" for k, v in means.items() if k.startswith("loss")}, refresh=False)
         extra = {"images_per_s": images_per_s, "skipped_images": self.skipped, "crop_size": self.last_crop_size}
         scalars = means | self.stage.schedule_values() | extra
-        self.log.scalars({f"{self.stage.name}/{k}": v for k, v in scalars.items()}, self.step)
+        self.log.scalars({f"{self.stage.name}/{k}": v for k, v in scalars.items()}, self.pos.step)
 
     def progress(self) -> float:
         """The stage's progress in [0, 1]: its share of steps or of time done, whichever is further."""
-        steps = self.step / max(1, self.epochs * self.steps_per_epoch)
+        steps = self.pos.step / max(1, self.epochs * self.steps_per_epoch)
         return min(1.0, max(steps, self.budget.fraction()))
 
     def out_of_time(self) -> bool:
@@ -194,7 +234,7 @@ class Loop:
         sampler = ResumableSampler(
             self.train_set, self.rt.world_size, self.rt.rank, shuffle=True, seed=self.cfg.train.seed, drop_last=False
         )
-        sampler.set_position(self.epoch, self.batch_in_epoch * self.cfg.train.batch_size)
+        sampler.set_position(self.pos.epoch, self.pos.batch_in_epoch * self.cfg.train.batch_size)
         return DataLoader(
             SeededDataset(self.train_set.resized(size)),
             batch_size=self.cfg.train.batch_size,
@@ -220,13 +260,14 @@ class Loop:
         if not self.rt.is_main:
             self.barrier()
             return {}
-        summary = self.measure(f"epoch_{self.epoch + 1}")
-        if self.start_metrics is not None:
-            summary |= self.stage.scores(summary, self.start_metrics)
-        self.log.scalars({f"{self.stage.name}_val/{k}": v for k, v in summary.items()}, self.step)
+        pos = self.pos
+        summary = self.measure(f"epoch_{pos.epoch + 1}")
+        if pos.start_metrics is not None:
+            summary |= self.stage.scores(summary, pos.start_metrics)
+        self.log.scalars({f"{self.stage.name}_val/{k}": v for k, v in summary.items()}, pos.step)
         self.results[self.stage.name] = summary
         if self.is_better(summary) and self.may_be_best():
-            self.best = summary[self.stage.best_metric]
+            pos.best = summary[self.stage.best_metric]
             self.save_best(summary)
         self.barrier()
         return summary
@@ -252,7 +293,7 @@ class Loop:
         summary, grid = validate(colorizer, self.val_loader(), self.cfg.data.grid_images, f"{name} prediction")
         if grid is not None:
             viz.save_grid(grid, self.run_dir / "grids" / f"{name}_{when}.png")
-            self.log.image(f"{name}/grid", grid, self.step)
+            self.log.image(f"{name}/grid", grid, self.pos.step)
         return summary
 
     def val_loader(self) -> DataLoader:
@@ -265,14 +306,12 @@ class Loop:
         if name not in summary:
             key = self.stage.best_metric_key
             raise ConfigError(f"{key}={name} is not computed in validation; valid: {sorted(summary)}.")
-        if self.best is None:
-            return True
-        return summary[name] > self.best if HIGHER_IS_BETTER[name] else summary[name] < self.best
+        return is_better(name, summary[name], self.pos.best)
 
     def may_be_best(self) -> bool:
         """Whether the weights just validated may become best.pt: their last step trained at ``data.size``
         (weights still on progressive resizing's small crops are not what inference runs), or the stage ends."""
-        return self.finished or self.last_crop_size == self.cfg.data.size
+        return self.pos.finished or self.last_crop_size == self.cfg.data.size
 
     def barrier(self) -> None:
         if self.rt.distributed:
@@ -286,40 +325,28 @@ class Loop:
 
     def save_best(self, summary: dict[str, float]) -> None:
         """best.pt: what inference and stage 2's init_from need: the (EMA) generator, config, metrics."""
-        state = {
-            "config": config_to_dict(self.cfg),
-            "stage": self.stage.name,
-            "generator": self.stage.eval_generator().state_dict(),
-            "metrics": summary,
-            "step": self.step,
-        }
-        save_checkpoint(state, checkpoint_path(self.run_dir, self.stage.name, "best"))
+        weights = self.stage.eval_generator().state_dict()
+        state = inference_checkpoint(self.cfg, weights, self.stage.name, summary, self.pos.step)
+        save_checkpoint(
+            state | {"stage_title": self.stage.title}, checkpoint_path(self.run_dir, self.stage.name, "best")
+        )
 
     def state(self) -> dict[str, Any]:
         """The stage's weights, optimizers and scalers, plus the position in the run, time spent and RNG."""
-        return {
-            "config": config_to_dict(self.cfg),
-            "stage": self.stage.name,
-            "stages": self.stages,
-            "epoch": self.epoch,
-            "batch_in_epoch": self.batch_in_epoch,
-            "step": self.step,
-            "best": self.best,
-            "metrics": self.results.get(self.stage.name, {}),
-            "start_metrics": self.start_metrics,
-            "spent_seconds": self.budget.spent,
-            "finished": self.finished,
-            "rng": rng_state(),
-        } | self.stage.state_dict()
+        return (
+            {"config": config_to_dict(self.cfg), "stage": self.stage.name, "stage_title": self.stage.title}
+            | {"stages": self.stages}
+            | self.pos.state()
+            | {"metrics": self.results.get(self.stage.name, {}), "spent_seconds": self.budget.spent, "rng": rng_state()}
+            | self.stage.state_dict()
+        )
 
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from a last.pt of this stage: same step, learning rate and data order."""
         where = state.get("path", "the checkpoint")
         self.stage.load_state_dict(state, where)
         check_resume_state(state, where)
-        self.epoch, self.batch_in_epoch, self.step = state["epoch"], state["batch_in_epoch"], state["step"]
-        self.best, self.finished = state["best"], state["finished"]
-        self.start_metrics = state.get("start_metrics")  # absent in a last.pt written before scores existed
+        self.pos = Position.from_state(state)
         set_rng_state(state["rng"])
 
     def check_finite(self, rows: list[tuple[int, dict[str, float]]]) -> None:
@@ -334,7 +361,7 @@ class Loop:
             None,
         )
         if any_rank(bad is not None, self.rt):
-            step, name, value = bad or (self.step, "a loss on another rank", "not finite")
+            step, name, value = bad or (self.pos.step, "a loss on another rank", "not finite")
             last = checkpoint_path(self.run_dir, self.stage.name, "last")
             kept = f"{last} still holds the last good weights" if last.exists() else "no checkpoint was written yet"
             raise TrainingStopped(
@@ -354,22 +381,23 @@ class Loop:
         )
 
     def log_epoch(self, train: dict[str, float], val: dict[str, float], seconds: float) -> None:
-        self.log.scalars({f"{self.stage.name}/epoch_seconds": seconds}, self.step)
+        self.log.scalars({f"{self.stage.name}/epoch_seconds": seconds}, self.pos.step)
         losses = "  ".join(f"{k} {v:.4f}" for k, v in train.items() if k.startswith("loss") or k.startswith("d_"))
         checks = "  ".join(f"{k} {v:.2f}" for k, v in val.items())
         skipped = f"  skipped {int(train['skipped_images'])} bad images" if train.get("skipped_images") else ""
         budget = self.budget
         spent = f" ({budget.spent / 60:.1f} of {budget.seconds / 60:.1f} min)" if budget.seconds is not None else ""
         self.log.line(
-            f"{self.stage.name} epoch {self.epoch} of {self.epochs}{spent}  {losses}  |  val {checks or '-'}  |  "
+            f"{self.stage.name} epoch {self.pos.epoch} of {self.epochs}{spent}  {losses}  |  val {checks or '-'}  |  "
             f"{seconds:.0f} s{skipped}"
         )
 
 
-def stage_charts(name: str) -> dict[str, list[str]]:
+def stage_charts(stage: type[Stage]) -> dict[str, list[str]]:
     """The Custom Scalars charts of a stage: its own, and its val colour beside its val fidelity."""
-    charts = {title: [f"{name}/{value}" for value in values] for title, values in STAGES[name].charts.items()}
-    fidelity = [f"{name}_val/{metric}" for metric in ("psnr", "colorfulness", "delta_cf", "ciede2000")]
+    name = stage.name
+    charts = {title: [f"{name}/{value}" for value in values] for title, values in stage.charts.items()}
+    fidelity = [f"{name}_val/{metric}" for metric in COLOR_BESIDE_FIDELITY]
     return charts | {"val: colorfulness and ΔCF beside PSNR and CIEDE2000": fidelity}
 
 

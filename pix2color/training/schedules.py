@@ -9,8 +9,11 @@ the warm-up share (stage 1) or the share after which the rate decays (stage 2).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
+
+from pix2color.config import Stage1Schedule, Stage2Schedule
 
 ONECYCLE_START, ONECYCLE_END = 1 / 25, 1 / 25e4  # PyTorch's OneCycleLR defaults (div_factor, final_div_factor)
 
@@ -45,8 +48,15 @@ def constant(progress: float, knee: float) -> float:
     return 1.0
 
 
-STAGE1_SCHEDULES = {"onecycle": onecycle, "cosine": warmup_cosine}
-STAGE2_SCHEDULES = {"linear": constant_then_linear, "cosine": constant_then_cosine, "constant": constant}
+STAGE1_SCHEDULES: dict[Stage1Schedule, Callable[[float, float], float]] = {
+    "onecycle": onecycle,
+    "cosine": warmup_cosine,
+}
+STAGE2_SCHEDULES: dict[Stage2Schedule, Callable[[float, float], float]] = {
+    "linear": constant_then_linear,
+    "cosine": constant_then_cosine,
+    "constant": constant,
+}
 
 
 def ramp(step: int, steps: int) -> float:

@@ -1,23 +1,14 @@
 """The stages: each builds its modules and optimizers from the config, takes one step on a batch and gives
-and takes its state. The loop (:mod:`.loop`) runs any of them the same way.
+and takes its state. The loop (:mod:`.loop`) runs any of them the same way, through the interface of
+:class:`~pix2color.training.protocol.Stage`.
 
-A stage's interface: ``name`` (its checkpoint folder), ``section`` (its config section, with ``epochs``),
-``uses_checkpoint`` (whether its generator starts from another checkpoint), the constructor
-``(ctx, resuming)``, ``initialize(run_dir)`` (weights for a fresh start), ``start_epoch(epoch)``,
-``crop_size(fraction)`` (the side of the training crops), ``step(rgb, progress) -> dict of 0-d tensors``
-(no host sync), ``schedule_values() -> dict of floats``
-(learning rates, loss weights), ``eval_generator()`` (the weights validation and best.pt use),
-``best_metric`` (the validation value that picks best.pt), ``scores(summary, start)`` (values that weigh a
-validation against the stage's start), ``charts`` (step values TensorBoard draws together),
-``state_dict()`` and ``load_state_dict(state, where)``.
-
-A new recipe is one more class here (or a subclass of one) and an entry in :data:`STAGES`.
+A new recipe is one more class here (or a subclass of one, anywhere) and an entry in :data:`STAGES`, whose
+order is the order a run trains them in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -26,8 +17,16 @@ import torch
 from torch import Tensor, nn
 
 from pix2color import color, metrics
-from pix2color.checkpoint import check_resume_state, load_checkpoint, load_weights
-from pix2color.config import Config, Stage2Config, config_from_dict, config_to_dict, stage2_ema_decay
+from pix2color.checkpoint import check_resume_state, checkpoint_path, load_checkpoint, load_weights
+from pix2color.config import (
+    TRAINING_ONLY,
+    Config,
+    config_from_dict,
+    config_to_dict,
+    marked_keys,
+    rgb_term_weights,
+    stage2_ema_decay,
+)
 from pix2color.errors import ConfigError
 from pix2color.losses import (
     L1ChromaLoss,
@@ -42,26 +41,18 @@ from pix2color.models.discriminator import build_discriminator
 from pix2color.runtime import autocast
 from pix2color.training import schedules
 from pix2color.training.context import StageContext
-
-# model keys the weights fit either way: how they were initialised and trained, and how a bins head decodes
-TRAINING_ONLY_MODEL_KEYS = {"pretrained", "encoder_frozen_epochs", "encoder_lr_mult", "bins_temperature"}
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Where a step stands in its stage: ``step`` steps done before it, ``fraction`` of the stage in [0, 1]."""
-
-    step: int
-    fraction: float
+from pix2color.training.protocol import Progress, Stage
 
 
 class GeneratorStage:
     """What every stage has: the generator, its training view, its EMA, its optimizer and grad scaler."""
 
     name = ""
+    title = ""
     section = ""
     uses_checkpoint = False
     charts: dict[str, list[str]] = {}  # chart title -> step values drawn on it, in TensorBoard's Custom Scalars
+    best_metric_key = "train.best_metric"  # the config key that names best_metric
 
     def __init__(self, ctx: StageContext, resuming: bool, optimizer_g: partial):
         self.ctx = ctx
@@ -72,7 +63,7 @@ class GeneratorStage:
         self.opt_g = optimizer_g(self.g.param_groups(lr, ctx.cfg.model.encoder_lr_mult), lr=lr)
         self.scaler_g = ctx.grad_scaler()
 
-    def initialize(self, run_dir: Path) -> None:
+    def initialize(self, run_dir: Path, previous: str | None) -> None:
         """Weights for a fresh start: the generator as built."""
 
     def crop_size(self, fraction: float) -> int:
@@ -85,8 +76,6 @@ class GeneratorStage:
     def eval_generator(self) -> nn.Module:
         """The EMA weights when EMA is on, else the generator itself."""
         return self.ema.module if self.ema is not None else self.g
-
-    best_metric_key = "train.best_metric"  # the config key that names best_metric
 
     @property
     def ema_decay(self) -> float:
@@ -133,6 +122,7 @@ class PretrainStage(GeneratorStage):
     cross-entropy on chroma bins); one-cycle or cosine learning rate."""
 
     name = "pretrain"
+    title = "stage 1 (L1)"
     section = "stage1"
 
     def __init__(self, ctx: StageContext, resuming: bool):
@@ -169,23 +159,17 @@ class PretrainStage(GeneratorStage):
         load_weights(self.loss, state.get("loss", {}), "stage-1 loss state", where)  # none before the bins head
 
 
-# G's optional stage-2 terms on RGB images: name -> (its weight in the stage2 config section, a builder of
-# the loss from the stage's context). Each loss takes the fake and the true (B, 3, H, W) RGB in [0, 1] and
-# returns a scalar; a term is on when its weight is above 0. A new term is one more entry and a weight.
-RGB_TERMS: dict[str, tuple[str, Callable[[StageContext], Callable[[Tensor, Tensor], Tensor]]]] = {
-    "colorfulness": ("colorfulness_weight", lambda ctx: colorfulness_gap),
-    "ciede2000": ("ciede2000_weight", lambda ctx: ciede2000_loss),
-    "perceptual": (
-        "perceptual_weight",
-        lambda ctx: PerceptualLoss("none" if ctx.cfg.model.pretrained == "none" else "imagenet").to(ctx.device),
+# G's optional stage-2 terms on RGB images: name -> a builder of the loss from the stage's context. Each loss
+# takes the fake and the true (B, 3, H, W) RGB in [0, 1] and returns a scalar. A term's weight is the stage2
+# field marked with its name (config.RGB_TERM); it is on when that is above 0. A new term is one more entry
+# and a marked weight.
+RGB_TERMS: dict[str, Callable[[StageContext], Callable[[Tensor, Tensor], Tensor]]] = {
+    "colorfulness": lambda ctx: colorfulness_gap,
+    "ciede2000": lambda ctx: ciede2000_loss,
+    "perceptual": lambda ctx: PerceptualLoss("none" if ctx.cfg.model.pretrained == "none" else "imagenet").to(
+        ctx.device
     ),
 }
-
-
-def rgb_term_weights(stage2: Stage2Config) -> dict[str, float]:
-    """The weight of each of the :data:`RGB_TERMS` that ``stage2`` turns on (a weight above 0), by name."""
-    weights = {name: getattr(stage2, key) for name, (key, _) in RGB_TERMS.items()}
-    return {name: weight for name, weight in weights.items() if weight}
 
 
 class Pix2PixStage(GeneratorStage):
@@ -197,8 +181,10 @@ class Pix2PixStage(GeneratorStage):
     """
 
     name = "gan"
+    title = "stage 2 (pix2pix GAN)"
     section = "stage2"
     uses_checkpoint = True
+    best_metric_key = "stage2.best_metric"
     charts = {
         "D(real) and D(fake): near 1 and 0 for long, D overpowers G; both near 0.5, D learns nothing": [
             "d_real",
@@ -234,15 +220,21 @@ class Pix2PixStage(GeneratorStage):
             name -> (weight, loss of the fake and the true (B, 3, H, W) RGB in [0, 1]).
         """
         weights = rgb_term_weights(self.ctx.cfg.stage2)
-        return {name: (weight, RGB_TERMS[name][1](self.ctx)) for name, weight in weights.items()}
+        return {name: (weight, RGB_TERMS[name](self.ctx)) for name, weight in weights.items()}
 
-    def initialize(self, run_dir: Path) -> None:
-        """Start from stage 1's best generator: ``stage2.init_from``, else this run's pretrain/best.pt."""
-        source = self.ctx.cfg.stage2.init_from or run_dir / "checkpoints" / "pretrain" / "best.pt"
-        if not Path(source).is_file():
+    def initialize(self, run_dir: Path, previous: str | None) -> None:
+        """Start from the previous stage's best generator: ``stage2.init_from``, else this run's
+        ``checkpoints/<previous>/best.pt``."""
+        init_from = self.ctx.cfg.stage2.init_from
+        if not init_from and previous is None:
             raise ConfigError(
-                f"stage2.init_from: {source} does not exist; train stage 1 first (--stage pretrain) "
-                "or pass --set stage2.init_from=PATH_TO_STAGE1_CHECKPOINT."
+                f"stage2.init_from is empty and {self.name} is the first stage; pass --set stage2.init_from=PATH."
+            )
+        source = Path(init_from) if init_from else checkpoint_path(run_dir, previous, "best")
+        if not source.is_file():
+            raise ConfigError(
+                f"stage2.init_from: {source} does not exist; train the stage before it first "
+                f"(--stage {previous}) or pass --set stage2.init_from=PATH_TO_ITS_CHECKPOINT."
             )
         state = load_checkpoint(source)
         check_same_model(config_to_dict(self.ctx.cfg), state["config"], source)
@@ -314,8 +306,6 @@ class Pix2PixStage(GeneratorStage):
                 loss_g = loss_g + weight * parts[f"loss_{name}"]
         return parts, loss_g
 
-    best_metric_key = "stage2.best_metric"
-
     @property
     def ema_decay(self) -> float:
         return stage2_ema_decay(self.ctx.cfg)
@@ -345,10 +335,11 @@ class Pix2PixStage(GeneratorStage):
 def check_same_model(ours: dict[str, Any], theirs: dict[str, Any], source: str | Path) -> None:
     """Stage 2 must predict the same colour space with the same generator as stage 1 did."""
     theirs = config_to_dict(config_from_dict(theirs, str(source)))  # keys added since it was written: defaults
+    training_only = marked_keys(TRAINING_ONLY)
     for section in ("color", "model"):
         for key, value in ours[section].items():
             other = theirs.get(section, {}).get(key)
-            if key not in TRAINING_ONLY_MODEL_KEYS and other != value:
+            if f"{section}.{key}" not in training_only and other != value:
                 raise ConfigError(
                     f"stage2.init_from: {source} was trained with {section}.{key}={other!r}, this run has "
                     f"{value!r}; use the same setting or another stage 1 checkpoint."
@@ -361,4 +352,5 @@ PRETRAIN_LOSSES: dict[str, Callable[[nn.Module, Config], nn.Module]] = {
     "bins": lambda generator, cfg: RebalancedBinsLoss(generator.head.bins, cfg.stage1.prior_mix),
 }
 
-STAGES: dict[str, type[GeneratorStage]] = {"pretrain": PretrainStage, "gan": Pix2PixStage}
+# Every stage by name, in the order a run trains them (and a resume looks for their last.pt, newest first).
+STAGES: dict[str, type[Stage]] = {stage.name: stage for stage in (PretrainStage, Pix2PixStage)}

@@ -17,8 +17,6 @@ from pix2color.config import Config
 from pix2color.errors import DataError
 from pix2color.inference import Colorizer
 
-VAL_METRICS = ("psnr", "ssim", "colorfulness", "ciede2000")
-
 
 def val_colorizer(generator: nn.Module, cfg: Config, device: torch.device) -> Colorizer:
     """A Colorizer on a copy of ``generator`` (the training model keeps its mode and memory format)."""
@@ -47,7 +45,7 @@ def validate(
             continue
         truth = rgb.to(colorizer.device)
         pred, l1 = predict(colorizer, truth)
-        values = metrics.image_metrics(pred, truth, VAL_METRICS) | {"l1": l1}
+        values = metrics.image_metrics(pred, truth) | {"l1": l1}
         values["psnr_gray"] = metrics.psnr(viz.gray_rgb(truth), truth)  # the floor the score measures from
         values["target_colorfulness"] = metrics.colorfulness(truth)
         for name, value in values.items():

@@ -28,23 +28,23 @@ def cube_chroma(space: str, steps: int = 9) -> torch.Tensor:
 def test_lab_grid_holds_the_cells_the_srgb_cube_reaches_with_gray_among_them(bins):
     assert 250 <= len(bins) <= 313  # Zhang et al. keep 313 cells of a wider gamut; sRGB's cube reaches 262
     assert len(color.chroma_grid("lab", 10.0, levels=64)[0]) <= len(bins)  # a coarser cube finds no more cells
-    assert torch.isclose(bins.centres, torch.zeros(2)).all(dim=1).sum() == 1
-    assert bins.centres.abs().max() <= 1 + 10 / 110 + 1e-6
+    assert torch.isclose(bins.centers, torch.zeros(2)).all(dim=1).sum() == 1
+    assert bins.centers.abs().max() <= 1 + 10 / 110 + 1e-6
 
 
 @pytest.mark.parametrize("space", ["lab", "luv"])
-def test_every_srgb_colour_is_encoded_onto_bins_whose_centres_lie_around_it(space):
+def test_every_srgb_color_is_encoded_onto_bins_whose_centers_lie_around_it(space):
     bins = ChromaBins(space)
     chroma = cube_chroma(space)
     index, weight = bins.soft_encode(chroma)
     assert torch.allclose(weight.sum(dim=1), torch.ones(1))
     nearest = index.gather(1, weight.argmax(dim=1, keepdim=True))[0, 0, :, 0]
-    offset = (bins.centres[nearest] - chroma[0, :, :, 0].T).abs() / bins.spacing
+    offset = (bins.centers[nearest] - chroma[0, :, :, 0].T).abs() / bins.spacing
     assert (offset <= 0.5 + 1e-4).all()  # the heaviest bin is the pixel's own cell
 
 
 def test_a_centre_is_encoded_mostly_onto_its_own_bin(bins):
-    chroma = bins.centres[:50].T.reshape(1, 2, 50, 1)
+    chroma = bins.centers[:50].T.reshape(1, 2, 50, 1)
     index, weight = bins.soft_encode(chroma)
     assert torch.equal(index.gather(1, weight.argmax(dim=1, keepdim=True)).flatten(), torch.arange(50))
     assert (weight.amax(dim=1) > 0.5).all()  # sigma half a cell: the four side neighbours get e^-2 each
@@ -55,8 +55,8 @@ def test_annealed_mean_goes_from_the_mean_at_temperature_1_to_the_mode_near_0(bi
     logits[0, 7] = 3.0
     probabilities = torch.softmax(logits[0, :, 0, 0], dim=0)
     mean = bins.decode(logits, 1.0)[0, :, 0, 0]
-    assert torch.allclose(mean, probabilities @ bins.centres, atol=1e-6)
-    assert torch.allclose(bins.decode(logits, 0.01)[0, :, 0, 0], bins.centres[7], atol=1e-5)
+    assert torch.allclose(mean, probabilities @ bins.centers, atol=1e-6)
+    assert torch.allclose(bins.decode(logits, 0.01)[0, :, 0, 0], bins.centers[7], atol=1e-5)
     assert bins.decode(logits, 0.38)[0].norm() > mean.norm()
 
 

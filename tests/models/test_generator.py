@@ -122,9 +122,3 @@ def test_an_input_off_the_multiples_of_32_names_the_nearest(resnet18):
         resnet18(torch.zeros(1, 1, 100, 64))
     with pytest.raises(ValueError, match=r"\(B, 1, H, W\)"):
         resnet18(torch.zeros(1, 3, 64, 64))
-
-
-def test_an_unknown_encoder_lists_the_valid_ones():
-    with pytest.raises(ConfigError, match="model.encoder='resnet9'") as error:
-        _build(encoder="resnet9")
-    assert all(name in str(error.value) for name in ENCODERS)

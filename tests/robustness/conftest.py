@@ -369,13 +369,13 @@ def tiny_config(encoder: str = "resnet18"):
 def write_checkpoint(path: Path, encoder: str = "resnet18", config_encoder: str | None = None) -> Path:
     """An untrained weights-only stage 1 checkpoint: ``encoder`` weights, ``config_encoder`` in its config."""
     from pix2color.checkpoint import save_checkpoint
-    from pix2color.config import config_to_dict
+    from pix2color.model_files import inference_checkpoint
     from pix2color.models.generator import build_generator
 
     cfg = tiny_config(encoder)
     generator = build_generator(cfg.model, cfg.data.size)
     stored = tiny_config(config_encoder or encoder)
-    save_checkpoint({"config": config_to_dict(stored), "stage": "pretrain", "generator": generator.state_dict()}, path)
+    save_checkpoint(inference_checkpoint(stored, generator.state_dict(), "pretrain"), path)
     return path
 
 

@@ -68,7 +68,7 @@ def restored_steps(monkeypatch) -> list[int]:
 
     def restore(self, state):
         original(self, state)
-        steps.append(self.step)
+        steps.append(self.pos.step)
 
     monkeypatch.setattr(Loop, "restore", restore)
     return steps

@@ -15,7 +15,8 @@ from PIL import Image
 from torch import nn
 
 from pix2color.checkpoint import save_checkpoint
-from pix2color.config import config_to_dict, load_config
+from pix2color.config import load_config
+from pix2color.model_files import inference_checkpoint
 from pix2color.models.generator import build_generator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,13 +31,11 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
     torch.manual_seed(0)
     generator = build_generator(cfg.model, cfg.data.size)
     paths = {"random": run / "checkpoints" / "pretrain" / "best.pt", "zero": run / "checkpoints" / "gan" / "best.pt"}
-    save_checkpoint(
-        {"config": config_to_dict(cfg), "stage": "pretrain", "generator": generator.state_dict()}, paths["random"]
-    )
+    save_checkpoint(inference_checkpoint(cfg, generator.state_dict(), "pretrain"), paths["random"])
     last_conv = [m for m in generator.modules() if isinstance(m, nn.Conv2d)][-1]
     nn.init.zeros_(last_conv.weight)
     nn.init.zeros_(last_conv.bias)  # the output is sigmoid-scaled to [-1, 1]: a zero logit is chroma 0
-    save_checkpoint({"config": config_to_dict(cfg), "stage": "gan", "generator": generator.state_dict()}, paths["zero"])
+    save_checkpoint(inference_checkpoint(cfg, generator.state_dict(), "gan"), paths["zero"])
     return paths
 
 

@@ -10,14 +10,20 @@ from pix2color.training.budget import Budget, stage_seconds
 
 
 def test_two_stages_split_the_minutes_by_the_first_stage_share():
-    stages = ["pretrain", "gan"]
-    assert stage_seconds(10, 0.6, stages, "pretrain") == pytest.approx(360)
-    assert stage_seconds(10, 0.6, stages, "gan") == pytest.approx(240)
+    assert stage_seconds(10, [0.6, None], 0) == pytest.approx(360)
+    assert stage_seconds(10, [0.6, None], 1) == pytest.approx(240)
 
 
 def test_a_stage_run_alone_gets_all_the_minutes_and_zero_minutes_is_no_budget():
-    assert stage_seconds(2, 0.6, ["gan"], "gan") == pytest.approx(120)
-    assert stage_seconds(0, 0.6, ["pretrain", "gan"], "pretrain") is None
+    assert stage_seconds(2, [None], 0) == pytest.approx(120)
+    assert stage_seconds(2, [0.6], 0) == pytest.approx(120)
+    assert stage_seconds(0, [0.6, None], 0) is None
+
+
+def test_stages_without_a_share_split_the_rest_evenly_whatever_their_number():
+    shares = [0.4, None, None]
+    assert [stage_seconds(10, shares, i) for i in range(3)] == pytest.approx([240, 180, 180])
+    assert [stage_seconds(10, [None, None], i) for i in range(2)] == pytest.approx([300, 300])
 
 
 def test_spent_time_includes_what_the_checkpoint_carried():

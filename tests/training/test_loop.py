@@ -76,7 +76,7 @@ def test_two_stage_run_writes_checkpoints_grids_config_and_tensorboard(photos, t
         best = load_checkpoint(run / "checkpoints" / stage / "best.pt")
         assert last["stage"] == best["stage"] == stage and {"generator_ema", *RESUME_KEYS} <= set(last)
         # best.pt: the EMA generator, the config, the metrics that made it best and its step, the format version
-        assert set(best) == {"format_version", "config", "stage", "generator", "metrics", "step"}
+        assert set(best) == {"format_version", "config", "stage", "stage_title", "generator", "metrics", "step"}
         for key, weight in last["generator_ema"].items():
             assert torch.equal(best["generator"][key], weight), key
         metric = "psnr" if stage == "pretrain" else "color_fidelity"  # train.best_metric, stage2.best_metric
@@ -140,7 +140,7 @@ def test_tensorboard_events_hold_losses_val_metrics_and_grids(straight_run):
     assert all(0 < value < 100 for value in psnr)
 
 
-def test_custom_scalars_draw_d_real_with_d_fake_and_val_colour_with_fidelity(straight_run):
+def test_custom_scalars_draw_d_real_with_d_fake_and_val_color_with_fidelity(straight_run):
     from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
     from tensorboard.plugins.custom_scalar import layout_pb2
 
@@ -200,7 +200,7 @@ def _interrupt_at(monkeypatch, stage: str, step: int) -> None:
     original = Loop.after_step
 
     def patched(self, bar):
-        if (self.stage.name, self.step) == (stage, step):
+        if (self.stage.name, self.pos.step) == (stage, step):
             os.kill(os.getpid(), signal.SIGINT)
         return original(self, bar)
 

@@ -11,11 +11,12 @@ import torch
 from PIL import Image
 
 from pix2color.commands.train import main as train_main
-from pix2color.config import load_config
+from pix2color.config import RGB_TERM, load_config, marked_keys
 from pix2color.runtime import Runtime
 from pix2color.training import stages
 from pix2color.training.context import StageContext
-from pix2color.training.stages import Pix2PixStage, PretrainStage, Progress
+from pix2color.training.protocol import Progress, Stage
+from pix2color.training.stages import Pix2PixStage, PretrainStage
 
 SMALL = ["model.pretrained=none", "data.size=64", "train.amp=false", "train.channels_last=false", "train.device=cpu"]
 
@@ -72,7 +73,8 @@ def test_ciede2000_term_joins_g_loss_and_lowers_when_g_follows_it():
 
 
 def test_every_rgb_term_with_a_weight_is_built_and_logged():
-    stage = build(Pix2PixStage, *(f"stage2.{key}=0.5" for key, _ in stages.RGB_TERMS.values()))
+    weight_keys = [key for key in marked_keys(RGB_TERM) if key.startswith("stage2.")]
+    stage = build(Pix2PixStage, *(f"{key}=0.5" for key in weight_keys))
     values = stage.step(batch(), Progress(0, 0.0))
     assert set(stage.rgb_terms) == set(stages.RGB_TERMS)
     assert all(torch.isfinite(values[f"loss_{name}"]) for name in stages.RGB_TERMS)
@@ -90,7 +92,7 @@ def test_stage2_ema_decay_averages_stage_2_alone():
     assert moved and build(Pix2PixStage, "stage2.ema_decay=0", "train.ema_decay=0.5").ema is not None
 
 
-def test_stage2_scores_colour_and_fidelity_against_its_start_and_picks_best_by_it():
+def test_stage2_scores_color_and_fidelity_against_its_start_and_picks_best_by_it():
     stage = build(Pix2PixStage, "stage2.color_weight=0.25")
     start = {"psnr": 24.0, "psnr_gray": 22.0, "delta_cf": 20.0}
     assert stage.best_metric == "color_fidelity" and build(PretrainStage).best_metric == "psnr"
@@ -153,15 +155,53 @@ class VividPix2Pix(Pix2PixStage):
         return parts, loss_g + 0.1 * parts["loss_vivid"]
 
 
+def write_photos(folder: Path) -> Path:
+    for i in range(6):
+        color = np.random.default_rng(i).integers(0, 256, (2, 2, 3)).astype(np.uint8)
+        Image.fromarray(color).resize((72, 72)).save(folder / f"{i}.png")
+    return folder
+
+
 def test_a_new_stage2_variant_is_one_class_and_a_table_entry(tmp_path, monkeypatch, tiny_checkpoint):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    for i in range(6):
-        colour = np.random.default_rng(i).integers(0, 256, (2, 2, 3)).astype(np.uint8)
-        Image.fromarray(colour).resize((72, 72)).save(tmp_path / f"{i}.png")
+    write_photos(tmp_path)
     monkeypatch.setitem(stages.STAGES, "gan", VividPix2Pix)
     argv = ["--data", str(tmp_path), "--out", str(tmp_path / "run"), "--stage", "gan", "--set", *SMALL]
     argv += [f"stage2.init_from={tiny_checkpoint}", "train.batch_size=2", "data.workers=0", "stage2.epochs=1"]
     assert train_main(argv) == 0
     events = EventAccumulator(str(Path(tmp_path / "run" / "tb"))).Reload()
     assert {"gan/loss_vivid", "gan/loss_g", "gan_val/psnr"} <= set(events.Tags()["scalars"])
+
+
+class PolishStage(VividPix2Pix):
+    """A third stage after gan, from gan's best.pt, with its own name, title and checkpoint folder."""
+
+    name = "polish"
+    title = "stage 3 (vivid polish)"
+
+
+def test_a_third_stage_is_one_class_and_an_entry_and_the_run_trains_it_after_gan(tmp_path, monkeypatch):
+    """Nothing in pix2color/ names the stages: --stage, the order, the budget, folders and resume follow STAGES."""
+    from pix2color.checkpoint import load_checkpoint
+
+    monkeypatch.setitem(stages.STAGES, PolishStage.name, PolishStage)
+    run = tmp_path / "run"
+    argv = ["--data", str(write_photos(tmp_path)), "--out", str(run), "--set", *SMALL, "train.batch_size=2"]
+    argv += ["data.workers=0", "stage1.epochs=1", "stage2.epochs=1", "data.grid_images=0"]
+    assert train_main(argv) == 0
+    for name in ("pretrain", "gan", "polish"):
+        assert load_checkpoint(run / "checkpoints" / name / "best.pt")["stage"] == name
+    last = load_checkpoint(run / "checkpoints" / "polish" / "last.pt")
+    assert last["stages"] == ["pretrain", "gan", "polish"] and last["finished"]
+    assert train_main(["--resume", str(run)]) == 0  # finds polish/last.pt, the newest: nothing left to do
+    assert train_main([*argv, "--stage", "polish", "--set", "stage2.epochs=2"]) == 0  # continues gan's folder
+    assert load_checkpoint(run / "checkpoints" / "polish" / "last.pt")["epoch"] == 2
+
+
+@pytest.mark.parametrize("stage_class", list(stages.STAGES.values()))
+def test_every_stage_satisfies_the_protocol_the_loop_relies_on(stage_class):
+    stage = build(stage_class)
+    assert isinstance(stage, Stage)
+    assert all(isinstance(getattr(stage_class, key), str) and getattr(stage_class, key) for key in ("name", "title"))
+    assert hasattr(stage.ctx.cfg, stage_class.section) and stage.best_metric
