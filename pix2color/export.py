@@ -34,7 +34,7 @@ def export(checkpoint: str | Path, fmt: str, out: str | Path | None = None, size
         CheckpointError: the checkpoint cannot be loaded.
         ConfigError: a size that is not a multiple of 32; onnx or onnxruntime missing for "onnx".
     """
-    from pix2color.inference import load_generator
+    from pix2color.model_files import load_generator
     from pix2color.onnx_runtime import export_onnx
 
     generator, cfg = load_generator(checkpoint)

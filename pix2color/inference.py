@@ -253,7 +253,7 @@ def _checked_render_size(render_size: int) -> int:
 def _checked_saturation(saturation: float) -> float:
     """``saturation`` when it is 0 or more, else ConfigError."""
     if saturation < 0:
-        raise ConfigError(f"saturation {saturation} must be 0 or more (1 keeps the predicted colours).")
+        raise ConfigError(f"saturation {saturation} must be 0 or more (1 keeps the predicted colors).")
     return saturation
 
 

@@ -11,7 +11,7 @@ import torch
 
 from pix2color.errors import CheckpointError, ConfigError
 from pix2color.export import export
-from pix2color.inference import load_generator
+from pix2color.model_files import load_generator
 
 
 @pytest.fixture(scope="module")

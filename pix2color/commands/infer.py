@@ -25,15 +25,13 @@ from pix2color.commands.infer_video import EXIT_INTERRUPTED, add_video_args, col
 from pix2color.config import Backend, Device, Precision
 from pix2color.errors import DataError, UserError
 from pix2color.files import atomic_write
+from pix2color.image_files import FORMATS, save_image
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
     from pix2color.inference import Colorizer
 
-FORMATS = {"png": "PNG", "jpg": "JPEG"}
-JPEG_QUALITY = 95
-PNG_COMPRESS_LEVEL = 1  # 4x faster than the default 6 and no larger on photos (37 vs 41 MB at 24 MP)
 BATCH_PIXELS = 24_000_000  # a batch is cut once its photos hold this many pixels, to bound memory
 
 
@@ -53,7 +51,7 @@ class Job:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Colorize photos with a trained pix2color checkpoint. The model runs at --render-size; "
-        "its colours are scaled to each photo's full size and joined with the photo's own lightness, "
+        "its colors are scaled to each photo's full size and joined with the photo's own lightness, "
         "so outputs keep the input's size and detail.",
     )
     parser.add_argument(
@@ -78,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="square size the model runs at, a multiple of 32 (default: training size)",
     )
     parser.add_argument(
-        "--saturation", type=float, default=1.0, metavar="S", help="scale the predicted colours (default: 1)"
+        "--saturation", type=float, default=1.0, metavar="S", help="scale the predicted colors (default: 1)"
     )
     parser.add_argument("--device", choices=typing.get_args(Device), default="auto")
     parser.add_argument(
@@ -284,9 +282,5 @@ def side_by_side(original: Image, colorized: Image) -> Image:
 
 def _save_atomic(image: Image, path: Path, fmt: str) -> None:
     """Save through a temp file beside ``path``, then rename: no half-written outputs. JPEG drops alpha."""
-    profile = image.info.get("icc_profile")
     with atomic_write(path) as handle:
-        if fmt == "jpg":
-            image.convert("RGB").save(handle, FORMATS[fmt], quality=JPEG_QUALITY, icc_profile=profile)
-        else:
-            image.save(handle, FORMATS[fmt], compress_level=PNG_COMPRESS_LEVEL, icc_profile=profile)
+        save_image(image, handle, fmt)

@@ -2,7 +2,7 @@
 
 import sys
 
-from pix2color.serve.cli import main
+from pix2color.commands.serve import main
 
 if __name__ == "__main__":
     sys.exit(main())

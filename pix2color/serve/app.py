@@ -155,7 +155,7 @@ def create_app(model: ServedModel, options: ServeOptions) -> FastAPI:
             int | None,
             Query(ge=32, le=MAX_RENDER_SIZE, multiple_of=32, description="square the model runs at"),
         ] = None,
-        saturation: Annotated[float, Query(ge=0, le=MAX_SATURATION, description="factor on the colours")] = 1.0,
+        saturation: Annotated[float, Query(ge=0, le=MAX_SATURATION, description="factor on the colors")] = 1.0,
         fmt: Annotated[Literal["png", "jpg"], Query(alias="format", description="output format")] = "png",
     ) -> Response:
         """Colorize the uploaded photo (multipart field `file`); the answer has the photo's full size."""

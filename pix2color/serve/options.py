@@ -14,7 +14,7 @@ MB = 2**20
 
 @dataclass(frozen=True)
 class ServeOptions:
-    """Limits and safety settings of one server; :mod:`pix2color.serve.cli` fills them from its flags."""
+    """Limits and safety settings of one server; :mod:`pix2color.commands.serve` fills them from its flags."""
 
     token: str | None = None  # required as "Authorization: Bearer <token>" on every /v1 call when set
     max_upload_bytes: int = 50 * MB

@@ -14,9 +14,9 @@ from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import UploadFile
 from starlette.types import Message, Receive
 
-from pix2color.commands.infer import FORMATS, JPEG_QUALITY, PNG_COMPRESS_LEVEL
 from pix2color.data import DEFAULT_MAX_PIXELS, open_image
 from pix2color.errors import DataError
+from pix2color.image_files import save_image
 
 MEDIA_TYPES = {"png": "image/png", "jpg": "image/jpeg"}
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and part headers, on top of the file itself
@@ -133,9 +133,5 @@ def _first_line(exc: BaseException | None) -> str:
 def encode_image(image: Image.Image, fmt: str) -> bytes:
     """PNG (alpha kept) or JPEG (alpha dropped) bytes with the image's ICC profile, as ``infer.py`` writes."""
     buffer = io.BytesIO()
-    profile = image.info.get("icc_profile")
-    if fmt == "jpg":
-        image.convert("RGB").save(buffer, FORMATS[fmt], quality=JPEG_QUALITY, icc_profile=profile)
-    else:
-        image.save(buffer, FORMATS[fmt], compress_level=PNG_COMPRESS_LEVEL, icc_profile=profile)
+    save_image(image, buffer, fmt)
     return buffer.getvalue()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pix2color.serve.cli import build_parser, main, serve_options
+from pix2color.commands.serve import build_parser, main, serve_options
 from pix2color.serve.options import ServeOptions
 from tests.robustness.conftest import assert_one_error_line
 
@@ -36,7 +36,7 @@ def test_a_bad_checkpoint_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_loopback_or_a_long_token_is_accepted() -> None:
-    from pix2color.serve.cli import check_exposure
+    from pix2color.commands.serve import check_exposure
 
     check_exposure("0.0.0.0", "x" * 16)  # no error
     check_exposure("127.0.0.1", None)
