@@ -428,6 +428,7 @@ class _stop_signals:
 
     def __init__(self, loop: Loop):
         self.loop = loop
+        self.previous: dict[signal.Signals, Any] = {}  # the handlers to put back, set on entry
 
     def __enter__(self):
         self.previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
