@@ -154,9 +154,14 @@ def _check_destination(out: Path) -> None:
         raise UserError(f"--release {out} holds other files and is not a release; choose a new or empty folder.")
 
 
+# The titles of the two stages for checkpoints written before the loop recorded each stage's title.
+TITLES_BEFORE_STAGE_TITLE = {"pretrain": "stage 1 (L1)", "gan": "stage 2 (pix2pix GAN)"}
+
+
 def _stage_title(state: dict[str, Any]) -> str:
     """How the checkpoint's stage calls itself (the loop records its title), else its name."""
-    return state.get("stage_title") or state.get("stage") or "stage not recorded"
+    stage = state.get("stage")
+    return state.get("stage_title") or TITLES_BEFORE_STAGE_TITLE.get(stage, stage or "stage not recorded")
 
 
 def _flags(cfg: Config) -> str:

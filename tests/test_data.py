@@ -343,7 +343,7 @@ def test_splits_need_two_images_and_keep_one_for_val(make_image, tmp_path):
         build_datasets(DataConfig())
 
 
-def test_chroma_score_separates_gray_from_colour(noise):
+def test_chroma_score_separates_gray_from_color(noise):
     gray = Image.new("RGB", (64, 64), (120, 120, 120))
     sepia = Image.new("RGB", (64, 64), (112, 66, 20))
     assert chroma_score(gray) == 0

@@ -125,9 +125,9 @@ def test_only_lightness_is_used(colorizer):
     lab = kornia.color.rgb_to_lab(torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255)
     lab[:, 1:] = 0
     gray_rgb = (kornia.color.lab_to_rgb(lab)[0] * 255).round().byte().permute(1, 2, 0).numpy()
-    from_colour = np.array(colorizer.colorize(image), dtype=np.int16)
+    from_color = np.array(colorizer.colorize(image), dtype=np.int16)
     from_gray = np.array(colorizer.colorize(Image.fromarray(gray_rgb)), dtype=np.int16)
-    assert np.abs(from_colour - from_gray).mean() < 1.0
+    assert np.abs(from_color - from_gray).mean() < 1.0
 
 
 def test_saturation_scales_chroma(colorizer):
@@ -141,7 +141,7 @@ def test_saturation_scales_chroma(colorizer):
 
 
 @pytest.mark.parametrize(("render_size", "saturation"), [(96, 1.0), (32, 2.5), (SIZE, 0.0)])
-def test_per_call_settings_colour_as_a_colorizer_built_with_them(colorizer, render_size, saturation):
+def test_per_call_settings_color_as_a_colorizer_built_with_them(colorizer, render_size, saturation):
     built = Colorizer(colorizer.generator, render_size=render_size, saturation=saturation)
     image = photo()
     settings = {"render_size": render_size, "saturation": saturation}
@@ -282,7 +282,7 @@ def test_large_photo_memory_is_bounded_by_the_render_size():
     assert added_mb < 500, added_mb
 
 
-def test_onnxruntime_backend_colours_like_the_torch_backend_at_the_same_precision(tiny_checkpoint):
+def test_onnxruntime_backend_colors_like_the_torch_backend_at_the_same_precision(tiny_checkpoint):
     """ONNX Runtime runs fp32, so the torch side is pinned to fp32 too: then the two differ only in the order of
     float sums (chroma within 1e-4) and so by at most a rounding tie (1 level) on any CPU."""
     from pix2color.onnx_runtime import OnnxGenerator
@@ -306,7 +306,7 @@ def test_precision_auto_is_the_runtime_autocast_choice_fp32_turns_it_off_and_bf1
         Colorizer(generator, precision="int8")
 
 
-def test_channels_last_is_an_option_that_keeps_the_colours(colorizer):
+def test_channels_last_is_an_option_that_keeps_the_colors(colorizer):
     plain, fast = (
         Colorizer(copy.deepcopy(colorizer.generator), render_size=SIZE, precision="fp32", channels_last=flag)
         for flag in (False, True)

@@ -62,7 +62,7 @@ def trained_checkpoint(tmp_path_factory):
     return path
 
 
-def test_fp16_release_round_trips_and_colours_within_one_level_of_the_checkpoint(tiny_checkpoint, tmp_path):
+def test_fp16_release_round_trips_and_colors_within_one_level_of_the_checkpoint(tiny_checkpoint, tmp_path):
     """Both sides compute in fp32, so the difference is the fp16 storage of the weights alone."""
     release = export_release(tiny_checkpoint, tmp_path / "release")
     assert sorted(p.name for p in release.iterdir()) == sorted([WEIGHTS, CONFIG, CARD])  # no temp files left
@@ -81,7 +81,7 @@ def test_fp16_release_round_trips_and_colours_within_one_level_of_the_checkpoint
     assert max_difference(from_release, from_checkpoint, images) <= 1
 
 
-def test_a_bins_head_release_colours_like_its_checkpoint(tmp_path):
+def test_a_bins_head_release_colors_like_its_checkpoint(tmp_path):
     """The bins are rebuilt from config.yaml, not stored: the release still decodes the same chroma."""
     cfg = load_config(None, ["model.pretrained=none", "data.size=64", "model.chroma_head=bins"])
     torch.manual_seed(2)
@@ -130,6 +130,12 @@ def test_release_takes_the_ema_weights_and_its_card_tells_data_recipe_steps_and_
     }
 
 
+def test_a_checkpoint_from_before_stage_titles_gets_its_stage_s_old_title_on_the_card(tiny_checkpoint, tmp_path):
+    assert "stage_title" not in load_checkpoint(tiny_checkpoint)
+    card = (export_release(tiny_checkpoint, tmp_path / "release") / CARD).read_text()
+    assert "resnet18 U-Net, stage 1 (L1)" in card
+
+
 def test_weights_file_is_safetensors_tensors_and_json_only(tiny_checkpoint, tmp_path):
     data = (export_release(tiny_checkpoint, tmp_path / "release") / WEIGHTS).read_bytes()
     (length,) = struct.unpack("<Q", data[:8])
@@ -158,7 +164,7 @@ def test_exporting_again_replaces_a_release_but_never_fills_another_folder(
         export_release(tiny_checkpoint, project / CARD)
 
 
-def test_resnet18_unet_release_is_under_65_mb_and_colours_the_val_photos_like_its_checkpoint(shared_data, tmp_path):
+def test_resnet18_unet_release_is_under_65_mb_and_colors_the_val_photos_like_its_checkpoint(shared_data, tmp_path):
     """Reads four photos of ../shared/data/val. The standard ResNet18 U-Net (random weights, 31.1 M parameters)."""
     cfg = load_config(None, ["model.pretrained=none"])
     torch.manual_seed(0)

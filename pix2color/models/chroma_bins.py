@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from pix2color import color
 
-NEIGHBOURHOOD = torch.tensor([(di, dj) for di in (-1, 0, 1) for dj in (-1, 0, 1)])  # (9, 2) cell offsets
+NEIGHBORHOOD = torch.tensor([(di, dj) for di in (-1, 0, 1) for dj in (-1, 0, 1)])  # (9, 2) cell offsets
 
 
 class ChromaBins(nn.Module):
@@ -38,7 +38,7 @@ class ChromaBins(nn.Module):
         self.register_buffer("origin", origin, persistent=False)  # (2,) grid coordinates of lookup[0, 0]
         self.register_buffer("lookup", lookup, persistent=False)  # (I, J) bin index of each cell, -1 outside
         self.register_buffer("lookup_size", torch.tensor(lookup.shape), persistent=False)  # (2,) I and J
-        self.register_buffer("neighbourhood", NEIGHBOURHOOD.clone(), persistent=False)
+        self.register_buffer("neighborhood", NEIGHBORHOOD.clone(), persistent=False)
 
     def __len__(self) -> int:
         return len(self.centers)
@@ -54,7 +54,7 @@ class ChromaBins(nn.Module):
             weight: (B, 9, H, W) float weights summing to 1 over dim 1; the largest is the nearest bin.
         """
         position = chroma.float() / self.spacing.view(1, 2, 1, 1)  # in cells
-        cells = torch.round(position).long().unsqueeze(1) + self.neighbourhood.view(1, 9, 2, 1, 1)  # (B, 9, 2, H, W)
+        cells = torch.round(position).long().unsqueeze(1) + self.neighborhood.view(1, 9, 2, 1, 1)  # (B, 9, 2, H, W)
         distance2 = (position.unsqueeze(1) - cells).square().sum(dim=2)  # (B, 9, H, W)
         local = cells - self.origin.view(1, 1, 2, 1, 1)
         limits = self.lookup_size.view(1, 1, 2, 1, 1)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from pix2color.errors import ConfigError
+
 
 class Budget:
     """One stage's share of the run's time and what it has spent, resumes included.
@@ -45,11 +47,19 @@ def stage_seconds(minutes: float, shares: Sequence[float | None], index: int) ->
 
     Returns:
         The stage's seconds, or None without a budget.
+
+    Raises:
+        ConfigError: the shares leave nothing for a stage without one.
     """
     if minutes == 0:
         return None
     given = sum(share for share in shares if share is not None)
     unshared = sum(share is None for share in shares)
-    rest = max(1 - given, 0.0) / unshared if unshared else 0.0
+    if unshared and given >= 1:
+        raise ConfigError(
+            f"the stages' own shares of train.minutes add up to {given:g}, leaving nothing for the rest; "
+            "lower them (stage1.share)."
+        )
+    rest = (1 - given) / unshared if unshared else 0.0
     resolved = [rest if share is None else share for share in shares]
-    return minutes * 60 * resolved[index] / sum(resolved)
+    return minutes * 60 * (resolved[index] / sum(resolved))

@@ -62,8 +62,9 @@ class Position:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Position:
-        """The position a last.pt holds; a field it predates takes its default."""
-        return cls(**{field.name: state[field.name] for field in dataclasses.fields(cls) if field.name in state})
+        """The position a last.pt holds (``start_metrics`` is absent in one written before stage scores)."""
+        fields = {field.name: state[field.name] for field in dataclasses.fields(cls) if field.name != "start_metrics"}
+        return cls(**fields, start_metrics=state.get("start_metrics"))
 
 
 class Loop:

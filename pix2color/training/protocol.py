@@ -38,7 +38,7 @@ class Stage(Protocol):
         """The validation value that picks best.pt."""
 
     def initialize(self, run_dir: Path, previous: str | None) -> None:
-        """Weights for a fresh start; ``previous`` names the stage before it in the run order, if any."""
+        """Weights for a fresh start; ``previous`` names the stage before it in STAGES, if any."""
 
     def start_epoch(self, epoch: int) -> None:
         """Put the modules in training mode (and freeze what the epoch freezes)."""

@@ -220,7 +220,7 @@ class Pix2PixStage(GeneratorStage):
             name -> (weight, loss of the fake and the true (B, 3, H, W) RGB in [0, 1]).
         """
         weights = rgb_term_weights(self.ctx.cfg.stage2)
-        return {name: (weight, RGB_TERMS[name](self.ctx)) for name, weight in weights.items()}
+        return {name: (weights[name], build(self.ctx)) for name, build in RGB_TERMS.items() if name in weights}
 
     def initialize(self, run_dir: Path, previous: str | None) -> None:
         """Start from the previous stage's best generator: ``stage2.init_from``, else this run's

@@ -43,7 +43,7 @@ def test_every_srgb_color_is_encoded_onto_bins_whose_centers_lie_around_it(space
     assert (offset <= 0.5 + 1e-4).all()  # the heaviest bin is the pixel's own cell
 
 
-def test_a_centre_is_encoded_mostly_onto_its_own_bin(bins):
+def test_a_center_is_encoded_mostly_onto_its_own_bin(bins):
     chroma = bins.centers[:50].T.reshape(1, 2, 50, 1)
     index, weight = bins.soft_encode(chroma)
     assert torch.equal(index.gather(1, weight.argmax(dim=1, keepdim=True)).flatten(), torch.arange(50))

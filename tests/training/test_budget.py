@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from pix2color.errors import ConfigError
 from pix2color.training.budget import Budget, stage_seconds
 
 
@@ -24,6 +25,12 @@ def test_stages_without_a_share_split_the_rest_evenly_whatever_their_number():
     shares = [0.4, None, None]
     assert [stage_seconds(10, shares, i) for i in range(3)] == pytest.approx([240, 180, 180])
     assert [stage_seconds(10, [None, None], i) for i in range(2)] == pytest.approx([300, 300])
+    assert stage_seconds(1, [0.03], 0) == 60  # a stage run alone gets exactly all of it
+
+
+def test_shares_that_leave_nothing_for_a_stage_without_one_are_refused():
+    with pytest.raises(ConfigError, match="add up to 1, leaving nothing for the rest"):
+        stage_seconds(10, [0.5, None, 0.5], 1)
 
 
 def test_spent_time_includes_what_the_checkpoint_carried():
