@@ -26,9 +26,20 @@ Backend = Literal["torch", "onnxruntime"]  # what runs the generator in inferenc
 Precision = Literal["auto", "fp32"]  # inference arithmetic: the autocast choice of runtime.amp_dtype, or plain fp32
 
 
-# Named choices: each builder table (models.generator.ENCODERS and CHROMA_HEADS, models.discriminator.NORMS,
-# losses.GAN_LOSSES, training.schedules) is keyed by one of these, and a test checks that they cover them.
-Encoder = Literal["resnet18", "resnet34", "resnet50", "resnet101", "vgg16_bn"]
+# Named choices: each builder table (models.generator.ENCODERS and CHROMA_HEADS, models.encoder_input.ENCODER_INPUTS,
+# models.discriminator.NORMS, losses.GAN_LOSSES, training.schedules) is keyed by one of these, and a test checks
+# that they cover them.
+Encoder = Literal[
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "vgg16_bn",
+    "efficientnet_lite0",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
+]
+EncoderInput = Literal["rgb", "lightness"]
 ChromaHead = Literal["regression", "bins"]
 DiscNorm = Literal["batch", "instance", "spectral", "none"]
 GanLossName = Literal["vanilla", "lsgan", "hinge"]
@@ -76,7 +87,11 @@ class ModelConfig:
     """The U-Net generator on a pretrained encoder."""
 
     encoder: Encoder = "resnet18"
-    pretrained: str = marked("imagenet", TRAINING_ONLY)  # imagenet | none | PATH to a torchvision state dict
+    # imagenet | none | PATH to a torchvision state dict (a timm one for the Lite encoders)
+    pretrained: str = marked("imagenet", TRAINING_ONLY)
+    # rgb: the encoder reads the gray image in RGB normalised as its ImageNet training did, through its RGB first
+    # conv; lightness: L in [-1, 1] through the first conv's summed RGB kernels (stored configs lacking the key)
+    encoder_input: EncoderInput = "rgb"
     self_attention: bool = False
     blur: bool = False
     last_cross: bool = True  # the full-resolution cross block: about half of the FLOPs
@@ -242,7 +257,7 @@ def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] 
     """
     source = str(path) if path is not None else "the defaults"
     raw = _read_yaml(Path(path)) if path is not None else {}
-    cfg = config_from_dict(raw, source)
+    cfg = _config(raw, source)
     validate(cfg, source, apply_overrides(cfg, overrides))
     return cfg
 
@@ -261,8 +276,24 @@ def apply_overrides(cfg: Config, overrides: typing.Iterable[str]) -> set[str]:
     return overridden
 
 
+# Model keys added since configs were first stored in checkpoints, with the value that a stored config lacking
+# one was trained with (a YAML file lacking one gets the default).
+TRAINED_WITHOUT: dict[str, Any] = {"encoder_input": "lightness"}
+
+
 def config_from_dict(raw: dict[str, Any], source: str) -> Config:
-    """Build a :class:`Config` from nested dicts (YAML or a checkpoint), checking keys, types and names."""
+    """Build a :class:`Config` from a stored config (a checkpoint's or a release's), checking keys, types and names.
+
+    Model keys it lacks that were added since it was stored take the value it was trained with
+    (:data:`TRAINED_WITHOUT`), so it rebuilds the model it was trained on.
+    """
+    if isinstance(raw, dict) and isinstance(raw.get("model") or {}, dict):
+        raw = raw | {"model": TRAINED_WITHOUT | (raw.get("model") or {})}
+    return _config(raw, source)
+
+
+def _config(raw: dict[str, Any], source: str) -> Config:
+    """Build a :class:`Config` from nested dicts, checking keys, types and names."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(raw).__name__}.")
     return _build(Config, raw, "", source)

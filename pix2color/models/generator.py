@@ -1,4 +1,5 @@
-"""The U-Net generator: fastai's DynamicUnet on a pretrained torchvision encoder, lightness in, chroma out.
+"""The U-Net generator: fastai's DynamicUnet on a pretrained encoder (torchvision's or EfficientNet-Lite), lightness
+in, chroma out.
 
 fastai is imported inside the functions that build the model: ``import fastai.vision`` costs about 5 s.
 """
@@ -7,30 +8,66 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 
-import torch
 import torchvision
 from torch import Tensor, nn
 
-from pix2color.config import ChromaHead, Encoder, ModelConfig, check_size, nearest_sizes
+from pix2color.config import ChromaHead, Encoder, EncoderInput, ModelConfig, check_size, nearest_sizes
 from pix2color.models.chroma_bins import AnnealedMean, ChromaBins
+from pix2color.models.efficientnet_lite import LITE_MEAN, LITE_STD, lite_body
+from pix2color.models.encoder_input import read_lightness
 from pix2color.models.fusion import GlobalFusion, build_fusion
-from pix2color.models.pretrained import load_torchvision_model
+from pix2color.models.pretrained import IMAGENET_MEAN, IMAGENET_STD, load_torchvision_model
 
 # fastai's layers still call torch.jit.script at import time; the deprecation notice is noise to our users.
 warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
 
-ENCODERS: dict[Encoder, Callable[..., nn.Module]] = {
-    "resnet18": torchvision.models.resnet18,
-    "resnet34": torchvision.models.resnet34,
-    "resnet50": torchvision.models.resnet50,
-    "resnet101": torchvision.models.resnet101,
-    "vgg16_bn": torchvision.models.vgg16_bn,
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """One encoder: how its body is built and the input normalisation its ImageNet weights were trained with.
+
+    Attributes:
+        body: ``pretrained`` -> the body reading RGB, a Sequential of the stages DynamicUnet hooks.
+        mean: the weights' input mean per RGB channel, for RGB in [0, 1].
+        std: their input standard deviation per RGB channel.
+    """
+
+    body: Callable[[str], nn.Sequential]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+def _torchvision_body(
+    builder: Callable[..., nn.Module], pretrained: str, cut: Callable[[nn.Module], nn.Module] | None = None
+) -> nn.Sequential:
+    """The body of a torchvision classifier: fastai's default cut (everything before the pooling head), or ``cut``."""
+    from fastai.vision.learner import create_body
+
+    return create_body(load_torchvision_model(builder, pretrained), cut=cut)
+
+
+def _torchvision(builder: Callable[..., nn.Module], cut: Callable[[nn.Module], nn.Module] | None = None) -> EncoderSpec:
+    return EncoderSpec(partial(_torchvision_body, builder, cut=cut), IMAGENET_MEAN, IMAGENET_STD)
+
+
+def _lite(name: str) -> EncoderSpec:
+    return EncoderSpec(partial(lite_body, name), LITE_MEAN, LITE_STD)
+
+
+ENCODERS: dict[Encoder, EncoderSpec] = {
+    "resnet18": _torchvision(torchvision.models.resnet18),
+    "resnet34": _torchvision(torchvision.models.resnet34),
+    "resnet50": _torchvision(torchvision.models.resnet50),
+    "resnet101": _torchvision(torchvision.models.resnet101),
+    # VGG's stages are the layers of its ``features``
+    "vgg16_bn": _torchvision(torchvision.models.vgg16_bn, lambda model: model.features),
+    "efficientnet_lite0": _lite("efficientnet_lite0"),
+    "efficientnet_lite1": _lite("efficientnet_lite1"),
+    "efficientnet_lite2": _lite("efficientnet_lite2"),
 }
-# The body must be a Sequential of the encoder's stages (DynamicUnet hooks its children). fastai's
-# default cut, everything before the pooling head, gives that for the ResNets; VGG's stages are the
-# layers of its ``features``.
-_CUTS: dict[str, Callable[[nn.Module], nn.Module]] = {"vgg16_bn": lambda model: model.features}
 
 
 def _regression_head(cfg: ModelConfig, space: str) -> tuple[int, tuple[float, float] | None, nn.Module]:
@@ -142,7 +179,7 @@ def build_generator(cfg: ModelConfig, size: int = 256, space: str = "lab") -> Ge
 
     check_size(size, f"generator size {size}")
     outputs, y_range, head = CHROMA_HEADS[cfg.chroma_head](cfg, space)
-    body = build_encoder(cfg.encoder, cfg.pretrained)
+    body = build_encoder(cfg.encoder, cfg.pretrained, cfg.encoder_input)
     fusion = build_fusion(cfg.fusion, cfg.pretrained, num_features_model(body))
     unet = DynamicUnet(
         body,
@@ -159,42 +196,21 @@ def build_generator(cfg: ModelConfig, size: int = 256, space: str = "lab") -> Ge
     return Generator(unet, fusion, head).train()
 
 
-def build_encoder(name: Encoder, pretrained: str) -> nn.Sequential:
-    """The body of encoder ``name`` with ``pretrained`` weights, reading one channel: a Sequential of stages.
+def build_encoder(name: Encoder, pretrained: str, encoder_input: EncoderInput) -> nn.Sequential:
+    """The body of encoder ``name`` with ``pretrained`` weights, reading lightness: a Sequential of stages.
+
+    Args:
+        name: a key of :data:`ENCODERS`.
+        pretrained: "imagenet", "none" or the path of a state dict of the encoder's classifier.
+        encoder_input: how the body reads the (B, 1, H, W) lightness (:data:`ENCODER_INPUTS`).
 
     Raises:
         ConfigError: pretrained weights that cannot be loaded.
     """
-    from fastai.vision.learner import create_body
-
-    model = load_torchvision_model(ENCODERS[name], pretrained)
-    body = create_body(model, cut=_CUTS.get(name))  # n_in=3: create_body only cuts
-    to_single_channel(body)
+    spec = ENCODERS[name]
+    body = spec.body(pretrained)
+    read_lightness(body, encoder_input, spec.mean, spec.std)
     return body
-
-
-def to_single_channel(body: nn.Module) -> None:
-    """Make ``body`` read one channel: its first conv's RGB kernels are summed, its bias is kept.
-
-    On a gray image (R = G = B) the summed kernel gives what the RGB kernels gave. fastai's
-    ``create_body(n_in=1)`` sums too, but gives the new conv a random bias (VGG's first conv has one).
-    """
-    name, conv = next((n, m) for n, m in body.named_modules() if isinstance(m, nn.Conv2d))
-    gray = nn.Conv2d(
-        1,
-        conv.out_channels,
-        conv.kernel_size,
-        conv.stride,
-        conv.padding,
-        conv.dilation,
-        bias=conv.bias is not None,
-        padding_mode=conv.padding_mode,
-    )
-    with torch.no_grad():
-        gray.weight.copy_(conv.weight.sum(dim=1, keepdim=True))
-        if conv.bias is not None:
-            gray.bias.copy_(conv.bias)
-    body.set_submodule(name, gray)
 
 
 def _check_lightness(lightness: Tensor) -> None:

@@ -1,4 +1,4 @@
-"""Pretrained torchvision weights: ImageNet through torchvision's weights API, a local state dict, or none.
+"""Pretrained weights: ImageNet through torchvision's weights API, a local state dict, or none; checked loading.
 
 ``pretrained`` is ``"imagenet"``, ``"none"`` or the path of a torchvision-format state dict (what
 ``torchvision.models.<name>().state_dict()`` saves). torchvision reads
@@ -37,20 +37,36 @@ def load_torchvision_model(builder: Callable[..., nn.Module], pretrained: str, *
         ConfigError: the ImageNet file is missing and cannot be downloaded, or the state dict is
             unreadable or does not fit the model.
     """
+    model = builder(weights=None, **kwargs)
     if pretrained == "none":
-        return builder(weights=None, **kwargs)
+        return model
     if pretrained == "imagenet":
         weights = torchvision.models.get_model_weights(builder).DEFAULT
         source, state = hub_file(weights), _imagenet_state_dict(weights)
     else:
-        source = Path(pretrained)
-        state = _read_state_dict(source)
-    model = builder(weights=None, **kwargs)
+        source, state = Path(pretrained), read_state_dict(Path(pretrained))
+    name = builder.__name__
+    return load_checked(model, state, source, f"torchvision {name}", f"torchvision.models.{name}()")
+
+
+def load_checked(model: nn.Module, state: dict[str, Tensor], source: str | Path, kind: str, maker: str) -> nn.Module:
+    """Load ``state`` into ``model`` once every key and shape is found to fit.
+
+    Args:
+        model: the classifier the weights are for.
+        state: its weights, as read from ``source``.
+        source: where they came from, named in the error.
+        kind: what a fitting state dict is, e.g. "torchvision resnet18".
+        maker: the call whose ``state_dict()`` fits, e.g. "torchvision.models.resnet18()".
+
+    Raises:
+        ConfigError: naming ``source``, the first key or shape that does not fit, and ``maker``.
+    """
     problem = _mismatch(model.state_dict(), state)
     if problem:
         raise ConfigError(
-            f"model.pretrained: {source} is not a torchvision {builder.__name__} state dict ({problem}); "
-            f"save one from torchvision.models.{builder.__name__}(), or use imagenet or none."
+            f"model.pretrained: {source} is not a {kind} state dict ({problem}); "
+            f"save one from {maker}, or use imagenet or none."
         )
     model.load_state_dict(state)
     return model
@@ -78,7 +94,12 @@ def _imagenet_state_dict(weights: torchvision.models.WeightsEnum) -> dict[str, T
         ) from exc
 
 
-def _read_state_dict(path: Path) -> dict[str, Tensor]:
+def read_state_dict(path: Path) -> dict[str, Tensor]:
+    """The state dict saved in ``path``.
+
+    Raises:
+        ConfigError: no such file, unreadable, or not a dict.
+    """
     if not path.is_file():
         raise ConfigError(
             f"model.pretrained={path}: no such file; give a torchvision state dict file, imagenet or none."
