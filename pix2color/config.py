@@ -91,7 +91,7 @@ class ModelConfig:
     pretrained: str = marked("imagenet", TRAINING_ONLY)
     # rgb: the encoder reads the gray image in RGB normalised as its ImageNet training did, through its RGB first
     # conv; lightness: L in [-1, 1] through the first conv's summed RGB kernels (stored configs lacking the key)
-    encoder_input: EncoderInput = "rgb"
+    encoder_input: EncoderInput = "lightness"
     self_attention: bool = False
     blur: bool = False
     last_cross: bool = True  # the full-resolution cross block: about half of the FLOPs
@@ -257,7 +257,7 @@ def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] 
     """
     source = str(path) if path is not None else "the defaults"
     raw = _read_yaml(Path(path)) if path is not None else {}
-    cfg = _config(raw, source)
+    cfg = config_from_dict(raw, source)
     validate(cfg, source, apply_overrides(cfg, overrides))
     return cfg
 
@@ -276,24 +276,8 @@ def apply_overrides(cfg: Config, overrides: typing.Iterable[str]) -> set[str]:
     return overridden
 
 
-# Model keys added since configs were first stored in checkpoints, with the value that a stored config lacking
-# one was trained with (a YAML file lacking one gets the default).
-TRAINED_WITHOUT: dict[str, Any] = {"encoder_input": "lightness"}
-
-
 def config_from_dict(raw: dict[str, Any], source: str) -> Config:
-    """Build a :class:`Config` from a stored config (a checkpoint's or a release's), checking keys, types and names.
-
-    Model keys it lacks that were added since it was stored take the value it was trained with
-    (:data:`TRAINED_WITHOUT`), so it rebuilds the model it was trained on.
-    """
-    if isinstance(raw, dict) and isinstance(raw.get("model") or {}, dict):
-        raw = raw | {"model": TRAINED_WITHOUT | (raw.get("model") or {})}
-    return _config(raw, source)
-
-
-def _config(raw: dict[str, Any], source: str) -> Config:
-    """Build a :class:`Config` from nested dicts, checking keys, types and names."""
+    """Build a :class:`Config` from nested dicts (YAML or a checkpoint), checking keys, types and names."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(raw).__name__}.")
     return _build(Config, raw, "", source)

@@ -313,6 +313,7 @@ def test_saved_config_loads_back_equal(tmp_path, path):
 NAMED_CHOICES = [
     ("model.encoder", "pix2color.models.generator:ENCODERS"),
     ("model.chroma_head", "pix2color.models.generator:CHROMA_HEADS"),
+    ("model.encoder_input", "pix2color.models.encoder_input:ENCODER_INPUTS"),
     ("disc.norm", "pix2color.models.discriminator:NORMS"),
     ("stage2.gan_loss", "pix2color.losses:GAN_LOSSES"),
     ("stage1.schedule", "pix2color.training.schedules:STAGE1_SCHEDULES"),
@@ -361,8 +362,8 @@ def test_loading_and_checking_a_config_imports_no_torch():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert done.stdout.splitlines() == [
-        "--set: model.encoder='resnet19' is not valid; valid values: "
-        "resnet18, resnet34, resnet50, resnet101, vgg16_bn.",
+        "--set: model.encoder='resnet19' is not valid; valid values: resnet18, resnet34, resnet50, resnet101, "
+        "vgg16_bn, efficientnet_lite0, efficientnet_lite1, efficientnet_lite2.",
         "False",
     ]
 
