@@ -38,7 +38,7 @@ def no_package(monkeypatch):
 
 def test_imagenet_reads_the_package_file_in_order_without_downloading(offline):
     file = torch.load(package_file(NAME), weights_only=True)
-    generator = build_generator(ModelConfig(encoder=NAME, pretrained="imagenet"), 64)
+    generator = build_generator(ModelConfig(encoder=NAME, pretrained="imagenet", encoder_input="rgb"), 64)
     stem, last = generator.encoder[0][1], generator.encoder[-1]
     assert torch.equal(stem.weight, file["_conv_stem.weight"])  # the RGB stem, behind the gray-image input
     assert torch.equal(last[0].bn3.running_var, file["_blocks.15._bn2.running_var"])

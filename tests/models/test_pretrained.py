@@ -44,8 +44,15 @@ def _assert_encoder_carries(encoder: nn.Module, state: dict[str, torch.Tensor]) 
 def test_a_state_dict_path_loads_into_the_encoder(tmp_path, offline, resnet18_state):
     path = tmp_path / "resnet18.pth"
     torch.save(resnet18_state, path)
-    generator = build_generator(ModelConfig(encoder="resnet18", pretrained=str(path)), 64)
+    generator = build_generator(ModelConfig(encoder="resnet18", pretrained=str(path), encoder_input="rgb"), 64)
     _assert_encoder_carries(generator.encoder, resnet18_state)
+
+
+def test_the_default_lightness_input_sums_the_state_dicts_rgb_kernels(tmp_path, resnet18_state):
+    path = tmp_path / "resnet18.pth"
+    torch.save(resnet18_state, path)
+    generator = build_generator(ModelConfig(encoder="resnet18", pretrained=str(path)), 64)
+    assert torch.equal(generator.encoder[0].weight, resnet18_state["conv1.weight"].sum(dim=1, keepdim=True))
 
 
 def test_imagenet_reads_the_torch_hub_checkpoints_folder_offline(offline, resnet18_state):
