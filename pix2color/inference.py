@@ -25,7 +25,7 @@ from pix2color import color
 from pix2color.config import Backend, Precision, check_size
 from pix2color.data import to_rgb
 from pix2color.errors import ConfigError
-from pix2color.model_files import load_generator
+from pix2color.model_files import ModelFile, read_model_file, rebuild_generator
 from pix2color.runtime import amp_dtype, autocast, resolve_device
 
 BACKENDS = typing.get_args(Backend)
@@ -97,12 +97,32 @@ class Colorizer:
             ConfigError: a render size that is not a multiple of 32, an unknown backend, onnxruntime with
                 a CUDA device or not installed, or another bad setting.
         """
+        return cls.from_model_file(
+            read_model_file(path), path, device, render_size, saturation, batch_size, backend, precision
+        )
+
+    from_pretrained = from_checkpoint  # the name model hubs use, for a folder written by pix2color-export --release
+
+    @classmethod
+    def from_model_file(
+        cls,
+        model: ModelFile,
+        source: str | Path,
+        device: str = "auto",
+        render_size: int | None = None,
+        saturation: float = 1.0,
+        batch_size: int = 8,
+        backend: Backend = "torch",
+        precision: str = "auto",
+    ) -> Colorizer:
+        """:meth:`from_checkpoint` on a model file already read (``source`` names it in errors), so a caller that
+        also reports its training record reads it once."""
         if backend not in BACKENDS:
             raise ConfigError(f"backend {backend!r} is not valid; valid backends: {', '.join(BACKENDS)}.")
         device = resolve_device("cpu" if backend == "onnxruntime" and device == "auto" else device)
         if backend == "onnxruntime" and device.type != "cpu":
             raise ConfigError(f"the onnxruntime backend runs on the CPU; ask for device cpu, not {device.type}.")
-        generator, cfg = load_generator(path)
+        generator, cfg = rebuild_generator(model, source)
         size = cfg.data.size if render_size is None else render_size
         colorizer = cls(generator, cfg.color.space, size, saturation, device, batch_size, precision)
         if backend == "onnxruntime":  # exported once the settings have passed their checks
@@ -110,8 +130,6 @@ class Colorizer:
 
             colorizer.generator = OnnxGenerator.from_module(colorizer.generator, size)
         return colorizer
-
-    from_pretrained = from_checkpoint  # the name model hubs use, for a folder written by pix2color-export --release
 
     def colorize(
         self, image: Image.Image, *, render_size: int | None = None, saturation: float | None = None

@@ -11,7 +11,7 @@ from typing import Any
 from PIL import Image
 
 from pix2color.inference import Colorizer
-from pix2color.model_files import read_model_file
+from pix2color.model_files import ModelFile, read_model_file
 
 MAX_RENDER_SIZE = 1024  # larger squares cost seconds and gigabytes per photo
 
@@ -43,8 +43,9 @@ class ServedModel:
         Raises:
             CheckpointError, ConfigError: as :meth:`Colorizer.from_checkpoint`.
         """
-        colorizer = Colorizer.from_checkpoint(checkpoint, device, render_size, batch_size=max_batch)
-        model = cls(colorizer, checkpoint_info(checkpoint))
+        model_file = read_model_file(checkpoint)  # read once: the weights and the training record
+        colorizer = Colorizer.from_model_file(model_file, checkpoint, device, render_size, batch_size=max_batch)
+        model = cls(colorizer, checkpoint_info(model_file))
         model.colorize(Settings(colorizer.render_size, 1.0), [Image.new("RGB", (32, 32), (128, 128, 128))])
         return model
 
@@ -53,9 +54,8 @@ class ServedModel:
         return self.colorizer.colorize_batch(images, render_size=settings.render_size, saturation=settings.saturation)
 
 
-def checkpoint_info(path: str | Path) -> dict[str, Any]:
+def checkpoint_info(model: ModelFile) -> dict[str, Any]:
     """Encoder, stage, step, epoch, training size and validation metrics stored in a checkpoint or release folder."""
-    model = read_model_file(path)
     config, record = model.config, model.record
     return {
         "encoder": config.get("model", {}).get("encoder"),

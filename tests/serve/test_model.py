@@ -7,6 +7,7 @@ from PIL import Image
 
 from pix2color.checkpoint import load_checkpoint, save_checkpoint
 from pix2color.inference import Colorizer
+from pix2color.model_files import read_model_file
 from pix2color.release import export_release
 from pix2color.serve.model import ServedModel, Settings, checkpoint_info
 
@@ -30,6 +31,6 @@ def test_a_release_folder_reports_what_its_checkpoint_does(tiny_checkpoint, tmp_
     checkpoint = tmp_path / "best.pt"
     save_checkpoint(state, checkpoint)
     release = export_release(checkpoint, tmp_path / "release")
-    info = checkpoint_info(release)
-    assert info == checkpoint_info(checkpoint)
+    info = checkpoint_info(read_model_file(release))
+    assert info == checkpoint_info(read_model_file(checkpoint))
     assert (info["stage"], info["step"], info["metrics"]) == ("gan", 321, {"psnr": 23.5, "ssim": 0.95})
