@@ -105,6 +105,11 @@ class ModelConfig:
     # the annealed mean's temperature: 1 the mean, towards 0 the mode
     bins_temperature: float = marked(0.38, TRAINING_ONLY)
     encoder_frozen_epochs: int = marked(0, TRAINING_ONLY)  # stage 1 epochs that train the decoder alone
+    # the first share of stage 1 (by steps or time, like progressive resizing) that trains the decoder alone
+    encoder_frozen_share: float = marked(0.0, TRAINING_ONLY)
+    # frozen: the encoder's BatchNorm layers keep the running statistics they came with (eval mode) in every
+    # stage, while their weights still train; train: they follow each batch, as any BatchNorm in training mode
+    encoder_batchnorm: Literal["train", "frozen"] = marked("train", TRAINING_ONLY)
     encoder_lr_mult: float = marked(0.1, TRAINING_ONLY)  # encoder learning rate relative to the decoder once unfrozen
 
 
@@ -393,6 +398,7 @@ RANGED_KEYS: dict[str, tuple[str, ...]] = {
         "data.val_fraction",
         "data.max_bad_fraction",
         "stage1.warmup_fraction",
+        "model.encoder_frozen_share",
         "stage2.beta1",
         "stage2.beta2",
         "stage2.decay_start",

@@ -372,7 +372,16 @@ def test_loading_and_checking_a_config_imports_no_torch():
     "mark,keys",
     [
         (RESUME_SAFE, {"data.workers", "train.device", "train.compile", "train.save_every_steps"}),
-        (TRAINING_ONLY, {"model.pretrained", "model.encoder_frozen_epochs", "model.encoder_lr_mult"}),
+        (
+            TRAINING_ONLY,
+            {
+                "model.pretrained",
+                "model.encoder_frozen_epochs",
+                "model.encoder_frozen_share",
+                "model.encoder_batchnorm",
+                "model.encoder_lr_mult",
+            },
+        ),
         (RELEASED, {"data.size", "model.encoder", "color.space"}),
     ],
 )

@@ -95,14 +95,23 @@ class Generator(nn.Module):
         unet: a fastai DynamicUnet whose first layer is the encoder.
         fusion: fuses a global image embedding into the encoder's output, or None.
         head: turns the U-Net's output into chroma (:data:`CHROMA_HEADS`); None: the output is the chroma.
+        batchnorm_frozen: the encoder's BatchNorm layers stay in eval mode (their running statistics fixed)
+            even under ``train()``; their weights still train.
     """
 
-    def __init__(self, unet: nn.Module, fusion: GlobalFusion | None = None, head: nn.Module | None = None):
+    def __init__(
+        self,
+        unet: nn.Module,
+        fusion: GlobalFusion | None = None,
+        head: nn.Module | None = None,
+        batchnorm_frozen: bool = False,
+    ):
         super().__init__()
         self.unet = unet
         self.fusion = fusion
         self.head = head if head is not None else nn.Identity()
         self.encoder_frozen = False
+        self.batchnorm_frozen = batchnorm_frozen
         if fusion is not None:
             self.encoder.register_forward_hook(self._fuse)
 
@@ -134,10 +143,14 @@ class Generator(nn.Module):
         self.train(self.training)
 
     def train(self, mode: bool = True) -> Generator:
-        """Set the training mode; a frozen encoder stays in eval mode."""
+        """Set the training mode; a frozen encoder stays in eval mode, frozen BatchNorm statistics too."""
         super().train(mode)
         if self.encoder_frozen:
             self.encoder.eval()
+        elif self.batchnorm_frozen:
+            for module in self.encoder.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         return self
 
     def param_groups(self, lr: float, encoder_lr_mult: float) -> list[dict]:
@@ -193,7 +206,7 @@ def build_generator(cfg: ModelConfig, size: int = 256, space: str = "lab") -> Ge
     )
     _drop_tensor_base(unet)
     _parametrize_spectral_norm(unet)
-    return Generator(unet, fusion, head).train()
+    return Generator(unet, fusion, head, batchnorm_frozen=cfg.encoder_batchnorm == "frozen").train()
 
 
 def build_encoder(name: Encoder, pretrained: str, encoder_input: EncoderInput) -> nn.Sequential:

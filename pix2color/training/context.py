@@ -58,7 +58,8 @@ class StageContext:
                     )
                 module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
             ids = [self.device.index] if self.device.type == "cuda" else None
-            unused = self.cfg.model.encoder_frozen_epochs > 0
+            model = self.cfg.model
+            unused = model.encoder_frozen_epochs > 0 or model.encoder_frozen_share > 0
             module = DistributedDataParallel(module, device_ids=ids, find_unused_parameters=unused)
         return torch.compile(module) if self.cfg.train.compile else module
 

@@ -128,12 +128,19 @@ class PretrainStage(GeneratorStage):
     def __init__(self, ctx: StageContext, resuming: bool):
         s1 = ctx.cfg.stage1
         super().__init__(ctx, resuming, partial(torch.optim.Adam, weight_decay=s1.weight_decay))
+        self.epoch = 0
         self.schedule = partial(schedules.STAGE1_SCHEDULES[s1.schedule], warmup=s1.warmup_fraction)
         self.loss = ctx.on_device(PRETRAIN_LOSSES[ctx.cfg.model.chroma_head](self.g, ctx.cfg))
 
     def start_epoch(self, epoch: int) -> None:
-        self.g.freeze_encoder(epoch < self.ctx.cfg.model.encoder_frozen_epochs)
+        self.epoch = epoch
         super().start_epoch(epoch)
+
+    def encoder_frozen(self, fraction: float) -> bool:
+        """Whether the step at ``fraction`` of the stage trains the decoder alone: within the first
+        ``model.encoder_frozen_epochs`` epochs or the first ``model.encoder_frozen_share`` of the stage."""
+        model = self.ctx.cfg.model
+        return self.epoch < model.encoder_frozen_epochs or fraction < model.encoder_frozen_share
 
     def crop_size(self, fraction: float) -> int:
         """``stage1.small_size`` for the first ``stage1.small_share`` of the stage when set, then ``data.size``."""
@@ -143,6 +150,8 @@ class PretrainStage(GeneratorStage):
     def step(self, rgb: Tensor, progress: Progress) -> dict[str, Tensor]:
         """One update on the head's loss. rgb: (B, 3, S, S) uint8 on the device."""
         schedules.set_learning_rate(self.opt_g, self.schedule(progress.fraction))
+        if self.encoder_frozen(progress.fraction) != self.g.encoder_frozen:
+            self.g.freeze_encoder(not self.g.encoder_frozen)
         lightness, chroma = self.ctx.to_model_space(rgb)
         with autocast(self.ctx.device, self.ctx.amp):
             output = self.g_train(lightness, decode=False)

@@ -88,6 +88,20 @@ def test_frozen_encoder_gets_no_gradient_and_keeps_batchnorm_in_eval():
     assert all(p.grad is not None for p in generator.parameters())
 
 
+def test_frozen_batchnorm_keeps_the_encoders_statistics_while_its_weights_train():
+    generator = _build(encoder_batchnorm="frozen").train()
+    norms = [m for m in generator.encoder.modules() if isinstance(m, nn.BatchNorm2d)]
+    decoder_norms = [m for m in generator.unet[1:].modules() if isinstance(m, nn.BatchNorm2d)]
+    assert norms and not any(m.training for m in norms) and all(m.training for m in decoder_norms)
+    before = [m.running_mean.clone() for m in norms]
+    generator(_lightness()).mean().backward()
+    assert all(torch.equal(m.running_mean, b) for m, b in zip(norms, before))
+    assert all(p.grad is not None for p in generator.encoder.parameters())
+    generator.freeze_encoder(True)
+    generator.freeze_encoder(False)  # unfreezing the encoder leaves its statistics frozen
+    assert not any(m.training for m in norms)
+
+
 def test_unfreezing_in_eval_mode_stays_in_eval_mode():
     generator = _build().eval()
     generator.freeze_encoder(True)

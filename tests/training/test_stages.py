@@ -48,6 +48,18 @@ def test_stage1_trains_on_small_crops_for_its_small_share_then_at_data_size():
     assert build(Pix2PixStage, "stage1.small_size=32").crop_size(0.0) == 64  # a stage-1 knob only
 
 
+def test_stage1_trains_the_decoder_alone_for_the_encoder_frozen_share_then_the_whole_generator():
+    pretrain = build(PretrainStage, "model.encoder_frozen_share=0.5", "model.encoder_lr_mult=1.0")
+    encoder, decoder = pretrain.g.encoder, pretrain.g.unet[1:]
+    encoder_before = [p.detach().clone() for p in encoder.parameters()]
+    decoder_before = [p.detach().clone() for p in decoder.parameters()]
+    pretrain.step(batch(), Progress(0, 0.4))
+    assert all(torch.equal(a, b) for a, b in zip(encoder_before, encoder.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(decoder_before, decoder.parameters()))
+    pretrain.step(batch(1), Progress(1, 0.5))
+    assert not all(torch.equal(a, b) for a, b in zip(encoder_before, encoder.parameters()))
+
+
 def test_the_default_recipes_colorfulness_term_and_label_smoothing_join_g_and_d_losses():
     recipe, plain = build(Pix2PixStage), build(Pix2PixStage, "stage2.colorfulness_weight=0", "stage2.real_label=1")
     values = recipe.step(batch(), Progress(0, 0.0))
