@@ -121,7 +121,7 @@ def model_card(state: dict[str, Any], cfg: Config, checkpoint: Path, dtype: str,
             ("validation data", ", ".join(cfg.data.val) or f"{cfg.data.val_fraction:.0%} of the training data"),
             ("encoder init", cfg.model.pretrained),
             ("stage", stage or "not recorded"),
-            ("steps", state.get("step", "not recorded")),
+            ("steps", _steps(state)),
             ("epochs (stage 1 + stage 2)", f"{cfg.stage1.epochs} + {cfg.stage2.epochs}"),
             ("batch size", cfg.train.batch_size),
             ("stage 1", _stage1(cfg)),
@@ -145,6 +145,12 @@ def model_card(state: dict[str, Any], cfg: Config, checkpoint: Path, dtype: str,
         "",
     ]
     return "\n".join(lines)
+
+
+def _steps(state: dict) -> str:
+    """The card's steps row: the step the weights were taken at, and whether they are the stage's start."""
+    steps = str(state.get("step", "not recorded"))
+    return f"{steps} (the weights the stage started from: no epoch beat them)" if state.get("from_start") else steps
 
 
 def _check_destination(out: Path) -> None:

@@ -136,6 +136,7 @@ class Loop:
             self.pos = Position()
             self.stage.initialize(self.run_dir, self.previous_stage(name))
             self.pos.start_metrics = self.measure_start()
+            self.offer_start()
             self.budget = Budget(seconds)
         else:
             self.restore(resume)
@@ -287,6 +288,19 @@ class Loop:
         self.barrier()
         return summary
 
+    def offer_start(self) -> None:
+        """Make the weights a stage starts from its first best.pt, so an epoch must beat them to replace it
+        (main process; nothing for a stage that starts from scratch)."""
+        start = self.pos.start_metrics
+        if start is None or self.stage.best_metric not in (summary := start | self.stage.scores(start, start)):
+            return
+        self.pos.best = summary[self.stage.best_metric]
+        self.save_best(summary, from_start=True)
+        self.log.line(
+            f"{self.stage.name} best.pt: the weights it starts from, until an epoch beats their "
+            f"{self.stage.best_metric} {self.pos.best:.4f}"
+        )
+
     def measure(self, when: str) -> dict[str, float]:
         """Validate the stage's eval generator; its grid goes to grids/<stage>_<when>.png and TensorBoard."""
         name = self.stage.name
@@ -324,13 +338,13 @@ class Loop:
         if self.rt.is_main:
             save_checkpoint(self.state(), checkpoint_path(self.run_dir, self.stage.name, "last"))
 
-    def save_best(self, summary: dict[str, float]) -> None:
-        """best.pt: what inference and stage 2's init_from need: the (EMA) generator, config, metrics."""
+    def save_best(self, summary: dict[str, float], from_start: bool = False) -> None:
+        """best.pt: what inference and stage 2's init_from need: the (EMA) generator, config, metrics; with
+        ``from_start`` the weights the stage started from, which no epoch has beaten (yet)."""
         weights = self.stage.eval_generator().state_dict()
         state = inference_checkpoint(self.cfg, weights, self.stage.name, summary, self.pos.step)
-        save_checkpoint(
-            state | {"stage_title": self.stage.title}, checkpoint_path(self.run_dir, self.stage.name, "best")
-        )
+        extra = {"stage_title": self.stage.title} | ({"from_start": True} if from_start else {})
+        save_checkpoint(state | extra, checkpoint_path(self.run_dir, self.stage.name, "best"))
 
     def state(self) -> dict[str, Any]:
         """The stage's weights, optimizers and scalers, plus the position in the run, time spent and RNG."""

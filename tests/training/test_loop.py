@@ -186,6 +186,31 @@ def test_a_resume_at_an_epochs_end_on_small_crops_keeps_those_weights_out_of_bes
     assert crop_sizes(run) == [32] * 5 + [64] * 4  # the resume keeps the sizes
 
 
+@pytest.mark.parametrize("epochs_psnr_shift", [-10.0, 10.0])
+def test_stage2_best_pt_is_its_starting_weights_until_an_epoch_beats_them(
+    photos, tmp_path, monkeypatch, capsys, tiny_checkpoint, epochs_psnr_shift
+):
+    """Stage 2's epochs are made to score far below (or above) its start: best.pt keeps the start (or not)."""
+    from pix2color.training.loop import Loop
+
+    measure = Loop.measure
+    shifted = lambda loop, when: (lambda s: s if when == "start" else s | {"psnr": s["psnr"] + epochs_psnr_shift})(
+        measure(loop, when)
+    )
+    monkeypatch.setattr(Loop, "measure", shifted)
+    run = tmp_path / "run"
+    assert train(photos, run, f"stage2.init_from={tiny_checkpoint}", "--stage", "gan") == 0
+    best = load_checkpoint(run / "checkpoints" / "gan" / "best.pt")
+    start = load_checkpoint(tiny_checkpoint)["generator"]
+    kept_start = epochs_psnr_shift < 0
+    assert best.get("from_start", False) is kept_start
+    assert (best["step"] == 0) is kept_start
+    assert all(torch.equal(best["generator"][key], start[key]) for key in start) is kept_start
+    printed = capsys.readouterr().out.splitlines()
+    start_line = next(line for line in printed if line.startswith("gan best.pt: the weights it starts from, until"))
+    assert start_line.endswith(f"color_fidelity {best['metrics']['color_fidelity']:.4f}") is kept_start
+
+
 def test_resuming_a_finished_run_says_so_and_writes_nothing(straight_run, capsys):
     before = {path: path.stat().st_mtime_ns for path in straight_run.rglob("*")}
     assert train_main(["--resume", str(straight_run)]) == 0
