@@ -136,6 +136,16 @@ def test_a_checkpoint_from_before_stage_titles_gets_its_stage_s_old_title_on_the
     assert "resnet18 U-Net, stage 1 (L1)" in card
 
 
+def test_the_card_of_a_stage_2_best_pt_that_no_epoch_beat_says_it_holds_the_starting_weights(
+    trained_checkpoint, tmp_path
+):
+    from_start = tmp_path / "best.pt"
+    save_checkpoint(load_checkpoint(trained_checkpoint) | {"step": 0, "from_start": True}, from_start)
+    card = (export_release(from_start, tmp_path / "release") / CARD).read_text()
+    assert "| steps | 0 (the weights the stage started from: no epoch beat them) |" in card
+    assert "| steps | 1234 |" in (export_release(trained_checkpoint, tmp_path / "other") / CARD).read_text()
+
+
 def test_weights_file_is_safetensors_tensors_and_json_only(tiny_checkpoint, tmp_path):
     data = (export_release(tiny_checkpoint, tmp_path / "release") / WEIGHTS).read_bytes()
     (length,) = struct.unpack("<Q", data[:8])
