@@ -7,14 +7,17 @@ as the training loop builds them, fed random uint8 batches) and ``Colorizer.pred
 - plain: fp32, NCHW, the default architecture (ResNet18 U-Net with its full-resolution cross block);
 - fast: channels_last and autocast (``--precision``; auto is the library's choice: fp16 on CUDA, bf16 on a CPU
   with native bf16, fp32 on one without), + torch.compile with ``--compile``; the same architecture;
-- fast + configs/fast_resnet18_128.yaml: the fast path on the architecture without the cross block.
+- fast + configs/fast_resnet18_128.yaml: the fast path on the architecture without the cross block;
+- fast + configs/fast_resnet18_128.yaml on NAME: the same layout on each ``--encoder`` (EfficientNet-Lite0 by
+  default), for the training target of a smaller model (at least 2x the images/s of the ResNet18 column).
 
 Achieved GFLOP/s of stage 1 (3 x forward FLOPs x images/s) is set against the best large ``torch.matmul`` of
 the same run. The loader section gives images/s of one DataLoader worker (one process, one thread) with the
 training transform, on the original files and on a pre-resized copy that prepare_data.py writes to a temporary
 folder; also per CPU second, which stays meaningful when other jobs share the cores.
 
-    python scripts/benchmark.py --json benchmark.json            # CPU, 128 px training, ~6 min on 2 cores
+    python scripts/benchmark.py --json benchmark.json            # CPU, 128 px training, ~8 min on 2 cores
+    python scripts/benchmark.py --video --encoder efficientnet_lite0   # frames/s, the default and Lite0 U-Nets
     python scripts/benchmark.py --device cuda --precision bf16 --compile --size 256
 """
 
@@ -192,8 +195,9 @@ def mean_seconds(fn: Callable[[], object], device: str, steps: int, compiled: bo
 # ---------------------------------------------------------------------------------------------------- paths
 
 
-def compute_paths(device: str, precision: str, compile_fast: bool) -> dict[str, dict]:
-    """Each compute path: a config file (None: the defaults), its ``--set`` overrides and a column label.
+def compute_paths(device: str, precision: str, compile_fast: bool, encoders: Sequence[str] = ()) -> dict[str, dict]:
+    """Each compute path: a config file (None: the defaults), its ``--set`` overrides and a column label; the
+    fast config once more on each of ``encoders`` (paths ``fast_config_NAME``).
 
     The fast path is channels_last with autocast in ``precision``; "auto" is the library's own choice
     (:func:`pix2color.runtime.amp_dtype`): fp16 on CUDA, bf16 on a CPU with native bf16, else fp32.
@@ -205,11 +209,25 @@ def compute_paths(device: str, precision: str, compile_fast: bool) -> dict[str, 
         dtype = amp_dtype(torch.device(device), True, precision)
     fast = [*amp, "train.channels_last=true", f"train.compile={str(compile_fast).lower()}"]
     name = f"{DTYPE_NAMES[dtype]} + channels_last" + (" + compile" if compile_fast else "")
+    on_encoders = {
+        f"fast_config_{encoder}": {
+            "label": f"fast + {FAST_CONFIG.stem} on {encoder}",
+            "config": str(FAST_CONFIG),
+            "set": [*fast, f"model.encoder={encoder}"],
+        }
+        for encoder in encoders
+    }
     return {
         "plain": {"label": "plain: fp32", "config": None, "set": ["train.amp=false", "train.channels_last=false"]},
         "fast": {"label": f"fast: {name}", "config": None, "set": fast},
         "fast_config": {"label": f"fast + {FAST_CONFIG.stem}", "config": str(FAST_CONFIG), "set": fast},
-    }
+    } | on_encoders
+
+
+def model_paths(args: argparse.Namespace) -> dict[str, dict]:
+    """The architectures the video and serving sections time: the default's fast path, then each ``--encoder``."""
+    paths = compute_paths(args.device, args.precision, False, args.encoder)
+    return {"fast": paths["fast"]} | {name: path for name, path in paths.items() if name.startswith("fast_config_")}
 
 
 # ------------------------------------------------------------------------------------ measurements (worker)
@@ -391,12 +409,12 @@ def in_subprocess(tasks: list[dict]) -> dict[str, dict]:
 
 
 def path_tasks(path: dict, name: str, args: argparse.Namespace) -> list[dict]:
-    """The tasks of one path; latency is left out for the fast config (its join is the fast path's)."""
+    """The tasks of one path; latency is left out for the fast configs (their join is the fast path's)."""
     base = {"path": path, "device": args.device, "render": args.render_size, "size": args.size[0]}
     train = base | {"batch": args.batch, "steps": args.steps}
     tasks = [train | {"kind": kind, "size": size} for size in args.size for kind in STAGES]
     *smaller, largest = megapixel_sizes(args)
-    with_latency = name != "fast_config"
+    with_latency = not name.startswith("fast_config")
     inference = {"kind": "inference", "batch": args.infer_batch, "steps": args.steps}
     tasks.append(base | inference | {"megapixels": smaller if with_latency else []})
     if with_latency:
@@ -520,6 +538,16 @@ def target_lines(results: dict, machine: dict, args: argparse.Namespace) -> list
         (f"{megapixels} MP colorize < 2048 MB", -fast[last_mp]["peak_mb"], -2048, " MB"),
         ("whole benchmark < 600 s", -machine["total_s"], -600, " s"),
     ]
+    checks += [
+        (
+            f"stage 1 training on {name.removeprefix('fast_config_')} ≥ 2× {FAST_CONFIG.stem}",
+            results[name][stage1]["images_per_s"] / results["fast_config"][stage1]["images_per_s"],
+            2,
+            "×",
+        )
+        for name in results
+        if name.startswith("fast_config_")
+    ]
     return [
         f"- {name}: {fmt(abs(value))}{unit} {'met' if value >= goal else 'MISSED'}"
         for name, value, goal, unit in checks
@@ -542,8 +570,9 @@ SERVE_MODES = {
 def serve_section(args: argparse.Namespace) -> dict[str, dict]:
     """Requests/s and latency of a real ``pix2color-serve`` on loopback, dynamic batching on and off.
 
-    The server colours a 0.3 MP JPEG with the default architecture (random weights) at ``--render-size``; each
-    concurrency level sends up to 4 x concurrency requests (at least 8), stopping after SERVE_BUDGET_S.
+    The server colours a 0.3 MP JPEG with each architecture of :func:`model_paths` (random weights) at
+    ``--render-size``; each concurrency level sends up to 4 x concurrency requests (at least 8), stopping after
+    SERVE_BUDGET_S. Results are keyed "MODE" for the default architecture, "MODE, ENCODER" for the others.
     """
     import io
 
@@ -556,12 +585,15 @@ def serve_section(args: argparse.Namespace) -> dict[str, dict]:
     synthetic_photo(0.3).save(buffer, "JPEG", quality=90)
     results = {}
     with tempfile.TemporaryDirectory() as folder:
-        cfg = load_config(None, ["model.pretrained=none", f"data.size={args.render_size}"])
-        checkpoint = Path(folder) / "random.pt"
-        generator = build_generator(cfg.model, cfg.data.size, cfg.color.space)
-        save_checkpoint(inference_checkpoint(cfg, generator.state_dict(), next(iter(STAGES))), checkpoint)
-        for mode, flags in SERVE_MODES.items():
-            results[mode] = serve_mode(checkpoint, flags, buffer.getvalue())
+        for name, path in model_paths(args).items():
+            model = [key for key in path["set"] if key.startswith("model.")]
+            cfg = load_config(path["config"], ["model.pretrained=none", f"data.size={args.render_size}", *model])
+            checkpoint = Path(folder) / f"random_{name}.pt"
+            generator = build_generator(cfg.model, cfg.data.size, cfg.color.space)
+            save_checkpoint(inference_checkpoint(cfg, generator.state_dict(), next(iter(STAGES))), checkpoint)
+            suffix = "" if name == "fast" else f", {cfg.model.encoder}"
+            for mode, flags in SERVE_MODES.items():
+                results[mode + suffix] = serve_mode(checkpoint, flags, buffer.getvalue())
     return results
 
 
@@ -673,16 +705,15 @@ VIDEO_FRAMES = 24
 def video_section(args: argparse.Namespace) -> list[dict]:
     """Frames/s of ``pix2color.video.colorize_video`` (decode, model, smoothing, join, encode) per size and mode.
 
-    A synthetic clip of VIDEO_FRAMES moving gradient frames per size; the default architecture, random weights.
-    Each size is first coloured once untimed, so that the first mode timed does not pay for the warm-up.
+    A synthetic clip of VIDEO_FRAMES moving gradient frames per size; each architecture of :func:`model_paths`,
+    random weights. Each size is first coloured once untimed, so that the first mode timed does not pay for the
+    warm-up.
     """
     import av
     import numpy as np
 
-    from pix2color.video import colorize_video
-    from pix2color.video_options import TEMPORAL_MODES, VideoOptions
-
-    colorizer = build_colorizer(compute_paths(args.device, args.precision, False)["fast"], args.render_size, 4, "cpu")
+    colorizers = {name: build_colorizer(path, args.render_size, 4, "cpu") for name, path in model_paths(args).items()}
+    labels = {name: path["label"] for name, path in model_paths(args).items()}
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for name, (width, height) in VIDEO_SIZES.items():
@@ -696,13 +727,26 @@ def video_section(args: argparse.Namespace) -> list[dict]:
                     frame.pts = i
                     container.mux(stream.encode(frame))
                 container.mux(stream.encode(None))
-            colorize_video(colorizer, clip, Path(folder) / f"warm_up_{name}.mp4", VideoOptions(temporal="off"))
-            for mode in TEMPORAL_MODES:
-                start = time.perf_counter()
-                colorize_video(colorizer, clip, Path(folder) / f"out_{name}_{mode}.mp4", VideoOptions(temporal=mode))
-                seconds = time.perf_counter() - start
-                rows.append({"size": name, "temporal": mode, "frames_per_s": round(VIDEO_FRAMES / seconds, 2)})
-                print(f"video {name} temporal={mode}: {rows[-1]['frames_per_s']} frames/s", flush=True)
+            for model, colorizer in colorizers.items():
+                rows += video_rows(colorizer, clip, Path(folder) / model, labels[model])
+    return rows
+
+
+def video_rows(colorizer, clip: Path, out: Path, model: str) -> list[dict]:
+    """Frames/s of ``clip`` (named by its size) in each temporal mode, written as ``out``_SIZE_MODE.mp4 after one
+    untimed warm-up pass; printed as they come."""
+    from pix2color.video import colorize_video
+    from pix2color.video_options import TEMPORAL_MODES, VideoOptions
+
+    size = clip.stem
+    colorize_video(colorizer, clip, Path(f"{out}_{size}_warm_up.mp4"), VideoOptions(temporal="off"))
+    rows = []
+    for mode in TEMPORAL_MODES:
+        start = time.perf_counter()
+        colorize_video(colorizer, clip, Path(f"{out}_{size}_{mode}.mp4"), VideoOptions(temporal=mode))
+        frames_per_s = round(VIDEO_FRAMES / (time.perf_counter() - start), 2)
+        rows.append({"size": size, "model": model, "temporal": mode, "frames_per_s": frames_per_s})
+        print(f"video {size} {model} temporal={mode}: {frames_per_s} frames/s", flush=True)
     return rows
 
 
@@ -732,6 +776,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--serve", action="store_true", help="only the serving benchmark: pix2color-serve on loopback, about 5 min"
     )
     parser.add_argument("--video", action="store_true", help="only the video section: frames/s at 480p and 1080p")
+    parser.add_argument(
+        "--encoder",
+        nargs="*",
+        default=["efficientnet_lite0"],
+        help="encoders also timed in the fast config's layout (a column; rows of --video and --serve); none: off",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -752,7 +802,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine = machine_info(args.device)
     loader = loader_section(args.data, args.size, QUICK_FILES if args.quick else args.loader_files)
     matmul = matmul_section(args.device, args.quick)
-    paths = compute_paths(args.device, args.precision, args.compile)
+    paths = compute_paths(args.device, args.precision, args.compile, args.encoder)
     results = measure_paths(paths, args)
     for measured in results.values():
         measured["achieved"] = achieved(measured, args.size[0], matmul["peak"])

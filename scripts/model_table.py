@@ -18,11 +18,15 @@ from pix2color.config import ModelConfig
 from pix2color.models.generator import ENCODERS, build_generator
 
 
+WITHOUT_CROSS_TOO = ("resnet18", "efficientnet_lite0")
+
+
 def variants() -> Iterator[ModelConfig]:
-    """Every encoder with the defaults, and resnet18 without the full-resolution cross block too."""
+    """Every encoder with the defaults, and the small ones (the quickstart's candidates) without the
+    full-resolution cross block too."""
     for encoder in ENCODERS:
         yield ModelConfig(encoder=encoder, pretrained="none")
-        if encoder == "resnet18":
+        if encoder in WITHOUT_CROSS_TOO:
             yield ModelConfig(encoder=encoder, pretrained="none", last_cross=False)
 
 

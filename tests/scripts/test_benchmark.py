@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-PATHS = ("plain", "fast", "fast_config")
+PATHS = ("plain", "fast", "fast_config", "fast_config_efficientnet_lite0")  # --encoder's default
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_json_has_every_section(quick_run):
     assert summary["matmul"]["peak"] == max(v for k, v in summary["matmul"].items() if k != "peak") > 0
     assert {row["data"] for row in summary["loader"]} == {"original", "pre-resized"}
     for name, results in summary["results"].items():
-        latency = {"latency_0.05", "latency_0.1"} if name != "fast_config" else set()
+        latency = {"latency_0.05", "latency_0.1"} if not name.startswith("fast_config") else set()
         assert set(results) == {"pretrain_32", "gan_32", "cost_32", "inference", "achieved"} | latency
         for key in ("pretrain_32", "gan_32", "inference"):
             assert results[key]["images_per_s"] > 0
@@ -60,10 +60,13 @@ def test_numbers_are_finite(quick_run):
     assert numbers and all(math.isfinite(x) for x in numbers)
 
 
-def test_the_fast_config_drops_the_cross_block(quick_run):
+def test_the_fast_config_drops_the_cross_block_and_the_lite0_column_is_the_smaller_model(quick_run):
     _, summary = quick_run
-    plain, fast = (summary["results"][name]["cost_32"] for name in ("plain", "fast_config"))
+    plain, fast, lite = (
+        summary["results"][name]["cost_32"] for name in ("plain", "fast_config", "fast_config_efficientnet_lite0")
+    )
     assert fast["gflops_32"] < 0.8 * plain["gflops_32"]
+    assert lite["params_m"] < 0.5 * fast["params_m"] and lite["gflops_32"] < fast["gflops_32"]
 
 
 def test_prints_the_tables_and_targets(quick_run):
@@ -90,3 +93,7 @@ def test_printed_speed_ups_and_verdicts_follow_the_measurements(quick_run):
     assert _printed_ratios(stdout, "stage 1 training") == pytest.approx(expected, abs=0.006)
     verdict = "met" if expected[1] >= 2.5 else "MISSED"
     assert re.search(rf"^- stage 1 training ≥ 2.5× plain: [0-9.]+× {verdict}$", stdout, re.MULTILINE)
+    lite = images_per_s["fast_config_efficientnet_lite0"] / images_per_s["fast_config"]
+    verdict = "met" if lite >= 2 else "MISSED"
+    target = rf"^- stage 1 training on efficientnet_lite0 ≥ 2× fast_resnet18_128: [0-9.]+× {verdict}$"
+    assert re.search(target, stdout, re.MULTILINE), stdout
