@@ -54,7 +54,12 @@ def test_every_recipe_loads(path):
     [
         (
             "quickstart",
-            {"data.size": 128, "model.encoder": "resnet18", "model.pretrained": "none", "model.last_cross": False},
+            {
+                "data.size": 128,
+                "model.encoder": "efficientnet_lite0",
+                "model.pretrained": "imagenet",
+                "model.last_cross": False,
+            },
         ),
         ("resnet18_256", {"data.size": 256, "model.encoder": "resnet18", "stage1.epochs": 20, "stage2.epochs": 20}),
         ("resnet34_256", {"data.size": 256, "model.encoder": "resnet34", "model.pretrained": "imagenet"}),
@@ -106,7 +111,7 @@ def test_override_parses_its_type(override, section, field, expected):
 
 def test_overrides_apply_after_the_file_and_in_order():
     cfg = load_config(CONFIGS / "quickstart.yaml", ["data.size=64", "data.size=96"])
-    assert cfg.data.size == 96 and cfg.model.pretrained == "none"
+    assert cfg.data.size == 96 and cfg.model.encoder == "efficientnet_lite0"
 
 
 def test_an_override_can_repair_an_invalid_file_value(write_yaml):

@@ -64,7 +64,7 @@ def imagenet_offline(tmp_path, monkeypatch) -> Path:
 
 @pytest.mark.parametrize(
     ("config", "extra"),
-    [("quickstart.yaml", ["data.size=256", "model.pretrained=imagenet"]), ("resnet18_256.yaml", [])],
+    [("quickstart.yaml", ["data.size=256"]), ("resnet18_256.yaml", [])],
 )
 def test_the_recipe_trains_at_256_px_from_imagenet_weights(config, extra, imagenet_offline, tmp_path):
     photos = tmp_path / "photos"
