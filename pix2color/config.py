@@ -92,6 +92,9 @@ class ModelConfig:
     # rgb: the encoder reads the gray image in RGB normalised as its ImageNet training did, through its RGB first
     # conv; lightness: L in [-1, 1] through the first conv's summed RGB kernels (stored configs lacking the key)
     encoder_input: EncoderInput = "lightness"
+    # the generator also reads colour hints: their chroma (2 channels, 0 where there is none) and a mask (1 channel)
+    # beside L, through first-conv kernels that start at zero; without hints it colorizes automatically
+    hints: bool = False
     self_attention: bool = False
     blur: bool = False
     last_cross: bool = True  # the full-resolution cross block: about half of the FLOPs
@@ -204,6 +207,18 @@ class Stage2Config:
 
 
 @dataclass
+class HintsConfig:
+    """How training draws colour hints from the truth for a model with ``model.hints`` (Zhang et al. 2017)."""
+
+    stop_probability: float = 0.125  # hints per image are geometric: P(k) = (1 - p)^k p, so a share p gets none
+    max_count: int = 64  # the cap on hints per image
+    min_size: int = 1  # patch sides in pixels at reference_size, scaled with the crop
+    max_size: int = 9
+    reference_size: int = 256
+    center_sigma: float = 0.25  # patch centres: a normal around the image centre, sigma this share of the side
+
+
+@dataclass
 class Config:
     """A whole run: every section has defaults, YAML files override them."""
 
@@ -214,6 +229,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     stage1: Stage1Config = field(default_factory=Stage1Config)
     stage2: Stage2Config = field(default_factory=Stage2Config)
+    hints: HintsConfig = field(default_factory=HintsConfig)
 
 
 def marked_keys(mark: str) -> list[str]:
@@ -344,6 +360,10 @@ def validate(cfg: Config, source: str, overridden: typing.Collection[str] = ()) 
         fail("stage1.prior_mix", f"stage1.prior_mix={cfg.stage1.prior_mix} must be in (0, 1]; 1 turns rebalancing off.")
     if cfg.stage1.small_size:
         _check_small_size(cfg, fail)
+    if cfg.hints.stop_probability > 1:
+        fail("hints.stop_probability", f"hints.stop_probability={cfg.hints.stop_probability} must be at most 1.")
+    if cfg.hints.min_size > cfg.hints.max_size:
+        fail("hints.min_size", f"hints.min_size={cfg.hints.min_size} must not exceed hints.max_size={cfg.hints.max_size}.")
     if not 0 < cfg.stage1.share < 1:
         fail("stage1.share", f"stage1.share={cfg.stage1.share} must be between 0 and 1 (stage 2 gets the rest).")
     if cfg.train.best_metric == "color_fidelity":
@@ -374,6 +394,12 @@ RANGED_KEYS: dict[str, tuple[str, ...]] = {
         "train.save_every_steps",
         "train.log_every_steps",
         "train.val_every_epochs",
+        "hints.stop_probability",
+        "hints.max_count",
+        "hints.min_size",
+        "hints.max_size",
+        "hints.reference_size",
+        "hints.center_sigma",
     ),
     "non_negative": (
         "stage1.epochs",

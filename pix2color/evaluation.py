@@ -10,15 +10,43 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from pix2color import color
 from pix2color.data import ImageDataset
 from pix2color.errors import UserError
+from pix2color.hints import evaluation_hints
 from pix2color.inference import Colorizer
 
 GRAY = "gray"
 TRUTH = "ground truth"
+# Zhang et al. 2017, Table 1 (ImageNet val, 1,000 photos at 256 px, random 6 x 6 truth-mean hints): PSNR by count
+ZHANG_PSNR = {0: 24.43, 1: 25.37, 2: 26.20, 5: 27.39, 10: 28.42, 20: 29.34, 50: 30.42, 100: 31.13}
+
+
+def truth_hints(colorizer: Colorizer, truth: Tensor, count: int, seed: int) -> Tensor | None:
+    """``count`` hints per image from the truth at the colorizer's render size, by Zhang et al.'s protocol
+    (:func:`pix2color.hints.evaluation_hints`), seeded by ``seed``; None for 0.
+
+    Args:
+        colorizer: the model the hints are for; its render size and colour space.
+        truth: (B, 3, H, W) uint8 photos.
+        count: hints per image.
+        seed: the positions' seed (the batch's index: the same for every checkpoint).
+    """
+    if not count:
+        return None
+    size = colorizer.render_size
+    small = F.interpolate(truth.cpu(), (size, size), mode="bilinear", antialias=True).to(colorizer.device)
+    _, chroma = color.rgb_to_l_chroma(small, colorizer.space)
+    return evaluation_hints(chroma, count, seed)
+
+
+def hinted_label(label: str, count: int) -> str:
+    """The row or column of a checkpoint given ``count`` hints per image."""
+    return f"{label}, {count} hint{'s' if count != 1 else ''}"
 
 
 def checkpoint_label(path: Path) -> str:

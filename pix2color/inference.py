@@ -24,7 +24,8 @@ from torch import Tensor, nn
 from pix2color import color
 from pix2color.config import Backend, Precision, check_size
 from pix2color.data import to_rgb
-from pix2color.errors import ConfigError
+from pix2color.errors import ConfigError, UserError
+from pix2color.hint_points import Hint, check_inside, hints_tensor
 from pix2color.model_files import ModelFile, read_model_file, rebuild_generator
 from pix2color.runtime import amp_dtype, autocast, resolve_device
 
@@ -132,15 +133,25 @@ class Colorizer:
         return colorizer
 
     def colorize(
-        self, image: Image.Image, *, render_size: int | None = None, saturation: float | None = None
+        self,
+        image: Image.Image,
+        *,
+        render_size: int | None = None,
+        saturation: float | None = None,
+        hints: Sequence[Hint] = (),
     ) -> Image.Image:
-        """Colour one photo; see :meth:`colorize_batch`."""
-        return self.colorize_batch([image], render_size=render_size, saturation=saturation)[0]
+        """Colour one photo, with colour ``hints`` at points of it if given; see :meth:`colorize_batch`."""
+        return self.colorize_batch([image], render_size=render_size, saturation=saturation, hints=[hints])[0]
 
     def colorize_batch(
-        self, images: Sequence[Image.Image], *, render_size: int | None = None, saturation: float | None = None
+        self,
+        images: Sequence[Image.Image],
+        *,
+        render_size: int | None = None,
+        saturation: float | None = None,
+        hints: Sequence[Sequence[Hint]] | None = None,
     ) -> list[Image.Image]:
-        """Colour photos of any sizes and modes from their lightness alone.
+        """Colour photos of any sizes and modes from their lightness, and colour hints where given.
 
         Each output is RGB (RGBA when the input has transparency, its alpha kept) with the input's
         size and lightness, and the input's ICC profile when that is an RGB profile. Open files with
@@ -150,24 +161,54 @@ class Colorizer:
             images: the photos.
             render_size: the square the model runs at for this call; None: the Colorizer's.
             saturation: the factor on this call's predicted chroma; None: the Colorizer's.
+            hints: per photo, its :class:`~pix2color.hint_points.Hint` points (in the photo's pixels), for a
+                model that :attr:`takes_hints`; None or empty lists: none.
 
         Raises:
             ConfigError: a render size that is not a multiple of 32, or a negative saturation.
+            UserError: hints for a model without them, or a hint outside its photo.
         """
         if not images:
             return []
         rgbs = [_color_channels(image) for image in images]
         lightness = torch.cat([self.render_lightness(rgb, render_size) for rgb in rgbs])
-        chroma = self.predict_chroma(lightness, saturation)
+        chroma = self.predict_chroma(lightness, saturation, self.hint_inputs(images, hints, lightness.shape[-1]))
         return [_to_pil(self.join(rgb, c[None]), image) for rgb, c, image in zip(rgbs, chroma, images, strict=True)]
 
-    def predict_rgb(self, rgb: Tensor, *, render_size: int | None = None, saturation: float | None = None) -> Tensor:
-        """Colour a batch from its lightness alone: (B, 3, H, W) uint8, any H, W -> (B, 3, H, W) uint8.
+    def predict_rgb(
+        self,
+        rgb: Tensor,
+        *,
+        render_size: int | None = None,
+        saturation: float | None = None,
+        hints: Tensor | None = None,
+    ) -> Tensor:
+        """Colour a batch from its lightness (and hints): (B, 3, H, W) uint8, any H, W -> (B, 3, H, W) uint8.
 
-        ``render_size`` and ``saturation`` as in :meth:`colorize_batch`.
+        ``render_size`` and ``saturation`` as in :meth:`colorize_batch`; ``hints`` as in :meth:`predict_chroma`,
+        at the render size.
         """
-        chroma = self.predict_chroma(self.render_lightness(rgb, render_size), saturation)
+        chroma = self.predict_chroma(self.render_lightness(rgb, render_size), saturation, hints)
         return self.join(rgb, chroma).contiguous()
+
+    def hint_inputs(
+        self, images: Sequence[Image.Image], hints: Sequence[Sequence[Hint]] | None, size: int
+    ) -> Tensor | None:
+        """The (B, 3, size, size) hint tensor of ``images``' hint points, or None when none are given."""
+        if not hints or not any(hints):
+            return None
+        if not self.takes_hints:
+            raise UserError("this model was trained without model.hints, so it takes no colour hints; remove them.")
+        for index, (image, points) in enumerate(zip(images, hints, strict=True)):
+            check_inside(points, image.width, image.height, f"photo {index + 1}")
+        return torch.cat(
+            [hints_tensor(points, image.width, image.height, size, self.space) for image, points in zip(images, hints)]
+        )
+
+    @property
+    def takes_hints(self) -> bool:
+        """Whether the model reads colour hints (one trained with ``model.hints``)."""
+        return bool(getattr(self.generator, "takes_hints", False))
 
     def render_lightness(self, rgb: Tensor, render_size: int | None = None) -> Tensor:
         """(B, 3, H, W) uint8 -> the model input: lightness (B, 1, S, S) in [-1, 1] on the device.
@@ -181,16 +222,21 @@ class Colorizer:
         return color.rgb_to_lightness(small.to(self.device), self.space)
 
     @torch.inference_mode()
-    def predict_chroma(self, lightness: Tensor, saturation: float | None = None) -> Tensor:
+    def predict_chroma(
+        self, lightness: Tensor, saturation: float | None = None, hints: Tensor | None = None
+    ) -> Tensor:
         """Lightness (N, 1, S, S) -> chroma (N, 2, S, S) float32, in batches, scaled by ``saturation``.
 
-        ``saturation`` None takes the Colorizer's.
+        ``saturation`` None takes the Colorizer's. ``hints`` (N, 3, S, S), for a model that :attr:`takes_hints`:
+        hint chroma in the model's normalised units (0 where there is none) and a 0/1 mask; None: no hints.
         """
         factor = self.saturation if saturation is None else _checked_saturation(saturation)
+        hint_chunks = [None] * len(lightness) if hints is None else hints.to(self.device).split(self.batch_size)
         chunks = []
-        for chunk in lightness.split(self.batch_size):
+        for chunk, hint in zip(lightness.split(self.batch_size), hint_chunks):
             with autocast(self.device, self.amp):
-                chunks.append(self.generator(chunk.contiguous(memory_format=self.memory_format)).float())
+                given = {} if hint is None else {"hints": hint.contiguous(memory_format=self.memory_format)}
+                chunks.append(self.generator(chunk.contiguous(memory_format=self.memory_format), **given).float())
         return torch.cat(chunks) * factor
 
     def join(self, rgb: Tensor, chroma: Tensor) -> Tensor:

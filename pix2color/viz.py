@@ -78,6 +78,21 @@ def gray_rgb(rgb: Tensor) -> Tensor:
     return to_uint8(gray).expand(-1, 3, -1, -1).contiguous()
 
 
+def mark_hints(rgb: Tensor, hints: Tensor) -> Tensor:
+    """Outline each hint patch in white on the images it was given to, so a grid shows where the hints were.
+
+    Args:
+        rgb: (B, 3, H, W) uint8 images.
+        hints: (B, 3, S, S) hint chroma and mask at the square the model ran at.
+
+    Returns:
+        (B, 3, H, W) uint8: ``rgb`` with a one-pixel white ring around every patch.
+    """
+    mask = F.interpolate(hints[:, 2:].float(), size=rgb.shape[-2:], mode="nearest").to(rgb.device)
+    ring = (F.max_pool2d(mask, 3, stride=1, padding=1) - mask) > 0
+    return torch.where(ring, torch.full_like(rgb, 255), rgb)
+
+
 def _draw_centered(
     draw: ImageDraw.ImageDraw, font: ImageFont.ImageFont, text: str, left: int, top: int, width: int, height: int
 ) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pix2color.commands.common import claim_output, run_cli
+from pix2color.commands.hint_file import read_hint_file
 from pix2color.commands.infer_video import EXIT_INTERRUPTED, add_video_args, colorize_videos, split_inputs
 from pix2color.config import Backend, Device, Precision
 from pix2color.errors import DataError, UserError
@@ -30,6 +31,7 @@ from pix2color.image_files import FORMATS, save_image
 if TYPE_CHECKING:
     from PIL.Image import Image
 
+    from pix2color.hint_points import Hint
     from pix2color.inference import Colorizer
 
 BATCH_PIXELS = 24_000_000  # a batch is cut once its photos hold this many pixels, to bound memory
@@ -95,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", choices=tuple(FORMATS), default="png", help="output format (default: png)")
     parser.add_argument("--compare", action="store_true", help="also write input | output as <stem>_compare.<ext>")
     parser.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
+    parser.add_argument(
+        "--hints",
+        type=Path,
+        metavar="FILE",
+        help="colour hints (JSON): a list of {x, y, color, size} for one photo, or file name -> list "
+        "(models trained with model.hints)",
+    )
     add_video_args(parser)
     return parser
 
@@ -113,6 +122,7 @@ def colorize_files(args: argparse.Namespace) -> int:
     todo = [job for job in jobs if args.overwrite or not job.target.exists()]
     todo_videos = [job for job in videos if args.overwrite or not job.target.exists()]
     tally: Counter[str] = Counter()
+    hints = read_hint_file(args.hints, [job.source for job in jobs]) if args.hints else {}
     if todo or todo_videos:
         from pix2color.inference import Colorizer
 
@@ -125,7 +135,12 @@ def colorize_files(args: argparse.Namespace) -> int:
             args.backend,
             args.precision,
         )
-        tally = _colorize_jobs(colorizer, todo, args) if todo else tally
+        if hints and not colorizer.takes_hints:
+            raise UserError(
+                f"--hints {args.hints}: {args.checkpoint} was trained without model.hints, so it takes no colour "
+                "hints; colorize without --hints or with a model trained with them."
+            )
+        tally = _colorize_jobs(colorizer, todo, args, hints) if todo else tally
         tally += colorize_videos(colorizer, todo_videos, args)
     if tally["interrupted"]:
         return EXIT_INTERRUPTED
@@ -211,8 +226,11 @@ def _check_targets(jobs: dict[Path, Job], compare: bool) -> None:
             claim_output(target, job.source, sources, writers)
 
 
-def _colorize_jobs(colorizer: Colorizer, jobs: list[Job], args: argparse.Namespace) -> Counter[str]:
-    """Colorize and write ``jobs`` in batches under a progress bar; counts "done" and "failed"."""
+def _colorize_jobs(
+    colorizer: Colorizer, jobs: list[Job], args: argparse.Namespace, hints: dict[Path, list[Hint]]
+) -> Counter[str]:
+    """Colorize and write ``jobs`` (with each photo's ``hints``) in batches under a progress bar; counts "done"
+    and "failed"."""
     from tqdm import tqdm
 
     tally: Counter[str] = Counter()
@@ -224,7 +242,8 @@ def _colorize_jobs(colorizer: Colorizer, jobs: list[Job], args: argparse.Namespa
             bar.update()
 
         for batch in _batches(_open_all(jobs, fail), args.batch_size):
-            outputs = colorizer.colorize_batch([image for _, image in batch])
+            given = [hints.get(job.source, []) for job, _ in batch]
+            outputs = colorizer.colorize_batch([image for _, image in batch], hints=given)
             for (job, image), output in zip(batch, outputs, strict=True):
                 try:
                     _write_outputs(job, image, output, args.format, args.compare)

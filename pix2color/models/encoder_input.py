@@ -3,6 +3,9 @@
 ``rgb``: the encoder sees exactly what its ImageNet training saw for a gray photo, the gray image in RGB
 normalised as the weights expect, through its unchanged RGB first conv. ``lightness``: L in [-1, 1] goes into
 a first conv whose RGB kernels are summed (the layout of checkpoints written before the key existed).
+
+Either way the first conv can read ``extra`` channels after L (``model.hints``: hint chroma and mask) through
+kernels initialised to zero, so the encoder starts out computing exactly what it did without them.
 """
 
 from __future__ import annotations
@@ -30,17 +33,22 @@ class GrayImage(nn.Module):
     Args:
         mean: the weights' input mean per RGB channel.
         std: their input standard deviation per RGB channel.
+        extra: channels after L that are passed through unchanged, after the three gray ones.
     """
 
-    def __init__(self, mean: Normalization, std: Normalization):
+    def __init__(self, mean: Normalization, std: Normalization, extra: int = 0):
         super().__init__()
-        scale = 1 / torch.tensor(std)
-        self.register_buffer("weight", scale.view(3, 1, 1, 1), persistent=False)
-        self.register_buffer("bias", -torch.tensor(mean) * scale, persistent=False)
+        weight = torch.zeros(3 + extra, 1 + extra, 1, 1)
+        weight[:3, 0, 0, 0] = 1 / torch.tensor(std)
+        weight[3:, 1:, 0, 0] = torch.eye(extra)
+        self.register_buffer("weight", weight, persistent=False)
+        self.register_buffer("bias", torch.cat([-torch.tensor(mean) / torch.tensor(std), torch.zeros(extra)]), False)
 
-    def forward(self, lightness: Tensor) -> Tensor:
-        """(B, 1, H, W) lightness in [-1, 1] -> (B, 3, H, W) normalised gray RGB, in the lightness's dtype."""
-        return F.conv2d(lightness_to_gray(lightness).to(lightness.dtype), self.weight, self.bias)
+    def forward(self, inputs: Tensor) -> Tensor:
+        """(B, 1 + extra, H, W): lightness in [-1, 1], then the extra channels -> (B, 3 + extra, H, W): the
+        normalised gray RGB, then the extra channels; in the input's dtype."""
+        gray = lightness_to_gray(inputs[:, :1]).to(inputs.dtype)
+        return F.conv2d(torch.cat([gray, inputs[:, 1:]], dim=1), self.weight, self.bias)
 
 
 def lightness_to_gray(lightness: Tensor) -> Tensor:
@@ -55,19 +63,29 @@ def lightness_to_gray(lightness: Tensor) -> Tensor:
     return kornia.color.linear_rgb_to_rgb(luminance.expand(-1, 3, -1, -1))[:, :1]
 
 
-def gray_image_input(conv: nn.Conv2d, mean: Normalization, std: Normalization) -> nn.Module:
-    """``conv``, the encoder's RGB first conv, reading the gray image that :class:`GrayImage` makes of L."""
-    return nn.Sequential(GrayImage(mean, std), conv)
+def gray_image_input(conv: nn.Conv2d, mean: Normalization, std: Normalization, extra: int = 0) -> nn.Module:
+    """``conv``, the encoder's RGB first conv, reading the gray image that :class:`GrayImage` makes of L (and
+    ``extra`` channels through zero kernels)."""
+    return nn.Sequential(GrayImage(mean, std, extra), with_zero_kernels(conv, conv.weight, extra))
 
 
-def summed_kernels_input(conv: nn.Conv2d, mean: Normalization, std: Normalization) -> nn.Conv2d:
-    """A copy of ``conv`` reading L directly: its RGB kernels summed, its bias kept (``mean``, ``std`` unused).
+def summed_kernels_input(conv: nn.Conv2d, mean: Normalization, std: Normalization, extra: int = 0) -> nn.Conv2d:
+    """A copy of ``conv`` reading L directly: its RGB kernels summed, its bias kept (``mean``, ``std`` unused);
+    ``extra`` channels after L through zero kernels.
 
     On a gray image (R = G = B) the summed kernel gives what the RGB kernels gave. fastai's
     ``create_body(n_in=1)`` sums too, but gives the new conv a random bias (VGG's first conv has one).
     """
-    gray = nn.Conv2d(
-        1,
+    return with_zero_kernels(conv, conv.weight.sum(dim=1, keepdim=True), extra)
+
+
+def with_zero_kernels(conv: nn.Conv2d, kernels: Tensor, extra: int) -> nn.Conv2d:
+    """A conv of ``conv``'s geometry and bias whose kernels are ``kernels`` (out, C, k, k) for its first C input
+    channels and zeros for ``extra`` more."""
+    if not extra and kernels is conv.weight:
+        return conv
+    copy = nn.Conv2d(
+        kernels.shape[1] + extra,
         conv.out_channels,
         conv.kernel_size,
         conv.stride,
@@ -77,24 +95,29 @@ def summed_kernels_input(conv: nn.Conv2d, mean: Normalization, std: Normalizatio
         padding_mode=conv.padding_mode,
     )
     with torch.no_grad():
-        gray.weight.copy_(conv.weight.sum(dim=1, keepdim=True))
+        copy.weight.zero_()
+        copy.weight[:, : kernels.shape[1]] = kernels
         if conv.bias is not None:
-            gray.bias.copy_(conv.bias)
-    return gray
+            copy.bias.copy_(conv.bias)
+    return copy
 
 
-# model.encoder_input -> what replaces the body's RGB first conv, given the normalisation its weights expect
-ENCODER_INPUTS: dict[EncoderInput, Callable[[nn.Conv2d, Normalization, Normalization], nn.Module]] = {
+# model.encoder_input -> what replaces the body's RGB first conv, given the normalisation its weights expect and
+# the number of extra input channels after L
+ENCODER_INPUTS: dict[EncoderInput, Callable[[nn.Conv2d, Normalization, Normalization, int], nn.Module]] = {
     "rgb": gray_image_input,
     "lightness": summed_kernels_input,
 }
 
 
-def read_lightness(body: nn.Module, encoder_input: EncoderInput, mean: Normalization, std: Normalization) -> None:
-    """Make ``body``, which reads RGB normalised by ``mean`` and ``std``, read (B, 1, H, W) lightness in [-1, 1].
+def read_lightness(
+    body: nn.Module, encoder_input: EncoderInput, mean: Normalization, std: Normalization, extra: int = 0
+) -> None:
+    """Make ``body``, which reads RGB normalised by ``mean`` and ``std``, read (B, 1 + extra, H, W): lightness
+    in [-1, 1], then ``extra`` channels that start out ignored (zero kernels).
 
     Its first conv is replaced by what :data:`ENCODER_INPUTS` makes of it, in place, so the body keeps its
-    stages (DynamicUnet hooks them by the sizes they give).
+    stages (DynamicUnet hooks them by the sizes they give, and reads its input channels off the first weight).
     """
     name, conv = next((n, m) for n, m in body.named_modules() if isinstance(m, nn.Conv2d))
-    body.set_submodule(name, ENCODER_INPUTS[encoder_input](conv, mean, std))
+    body.set_submodule(name, ENCODER_INPUTS[encoder_input](conv, mean, std, extra))

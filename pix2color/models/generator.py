@@ -11,10 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+import torch
 import torchvision
 from torch import Tensor, nn
 
 from pix2color.config import ChromaHead, Encoder, EncoderInput, ModelConfig, check_size, nearest_sizes
+from pix2color.hints import HINT_CHANNELS
 from pix2color.models.chroma_bins import AnnealedMean, ChromaBins
 from pix2color.models.efficientnet_lite import LITE_MEAN, LITE_STD, lite_body
 from pix2color.models.encoder_input import read_lightness
@@ -120,21 +122,40 @@ class Generator(nn.Module):
         """The pretrained body, the U-Net's first layer."""
         return self.unet[0]
 
-    def forward(self, lightness: Tensor, decode: bool = True) -> Tensor:
+    @property
+    def takes_hints(self) -> bool:
+        """Whether the U-Net reads hint chroma and mask beside L (``model.hints``)."""
+        return _input_channels(self.encoder) > 1
+
+    def forward(self, lightness: Tensor, decode: bool = True, hints: Tensor | None = None) -> Tensor:
         """Predict chroma.
 
         Args:
             lightness: (B, 1, H, W) in [-1, 1]; H and W multiples of 32, any size.
             decode: False returns what the head reads (a bins head's (B, Q, H, W) logits), for its loss.
+            hints: (B, 3, H, W): hint chroma in [-1, 1] (0 where there is none) and a 0/1 mask, for a model built
+                with ``model.hints``; None gives it no hints (automatic colorization).
 
         Returns:
             (B, 2, H, W) chroma in [-1, 1]; with ``decode=False`` and a bins head, (B, Q, H, W) logits.
         """
         _check_lightness(lightness)
-        output = self.unet(lightness)
+        output = self.unet(self._inputs(lightness, hints))
         for hook in self.unet.sfs:  # fastai keeps the skip activations: drop them (memory, deepcopy for EMA)
             hook.stored = None
         return self.head(output) if decode else output
+
+    def _inputs(self, lightness: Tensor, hints: Tensor | None) -> Tensor:
+        """What the U-Net reads: L alone, or L and the hints (zeros when there are none)."""
+        if not self.takes_hints:
+            if hints is not None:
+                raise ValueError("this generator was built without model.hints; it takes no hints")
+            return lightness
+        if hints is None:
+            hints = lightness.new_zeros(lightness.shape[0], HINT_CHANNELS, *lightness.shape[2:])
+        if hints.shape != (lightness.shape[0], HINT_CHANNELS, *lightness.shape[2:]):
+            raise ValueError(f"hints must be (B, 3, H, W) like the lightness, got {tuple(hints.shape)}")
+        return torch.cat([lightness, hints.to(lightness.dtype)], dim=1)
 
     def freeze_encoder(self, frozen: bool) -> None:
         """Freeze (no gradients, BatchNorm in eval mode even under ``train()``) or unfreeze the encoder."""
@@ -153,26 +174,35 @@ class Generator(nn.Module):
                     module.eval()
         return self
 
+    @property
+    def input_conv(self) -> nn.Conv2d:
+        """The encoder's first conv, which reads L (and the hints)."""
+        return next(m for m in self.encoder.modules() if isinstance(m, nn.Conv2d))
+
     def param_groups(self, lr: float, encoder_lr_mult: float) -> list[dict]:
-        """Optimizer groups: decoder at ``lr``, encoder at ``lr * encoder_lr_mult``, fusion conv at ``lr``.
+        """Optimizer groups: decoder at ``lr``, encoder at ``lr * encoder_lr_mult``, fusion conv at ``lr``, and
+        for a model that takes hints, the first conv's weight (whose hint kernels start at zero) at ``lr``.
 
         A frozen encoder's parameters are included (they get no gradient, so Adam skips them), so the
         optimizer need not be rebuilt when the encoder is unfrozen. The fusion classifier, always
         frozen, is left out.
         """
-        encoder = list(self.encoder.parameters())
-        in_encoder = {id(p) for p in encoder}
+        hint_input = [self.input_conv.weight] if self.takes_hints else []
+        in_encoder = {id(p) for p in self.encoder.parameters()}
+        encoder = [p for p in self.encoder.parameters() if not any(p is q for q in hint_input)]
         groups = [
             {"params": [p for p in self.unet.parameters() if id(p) not in in_encoder], "lr": lr, "name": "decoder"},
             {"params": encoder, "lr": lr * encoder_lr_mult, "name": "encoder"},
         ]
+        if hint_input:
+            groups.append({"params": hint_input, "lr": lr, "name": "hint_input"})
         if self.fusion is not None:
             groups.append({"params": list(self.fusion.conv.parameters()), "lr": lr, "name": "fusion"})
         return groups
 
     def _fuse(self, encoder: nn.Module, args: tuple[Tensor, ...], features: Tensor) -> Tensor:
-        """Forward hook on the encoder: its output is replaced by the fused one."""
-        return self.fusion(args[0], features)
+        """Forward hook on the encoder: its output is replaced by the fused one (the classifier sees L alone)."""
+        return self.fusion(args[0][:, :1], features)
 
 
 def build_generator(cfg: ModelConfig, size: int = 256, space: str = "lab") -> Generator:
@@ -192,7 +222,7 @@ def build_generator(cfg: ModelConfig, size: int = 256, space: str = "lab") -> Ge
 
     check_size(size, f"generator size {size}")
     outputs, y_range, head = CHROMA_HEADS[cfg.chroma_head](cfg, space)
-    body = build_encoder(cfg.encoder, cfg.pretrained, cfg.encoder_input)
+    body = build_encoder(cfg.encoder, cfg.pretrained, cfg.encoder_input, HINT_CHANNELS if cfg.hints else 0)
     fusion = build_fusion(cfg.fusion, cfg.pretrained, num_features_model(body))
     unet = DynamicUnet(
         body,
@@ -209,21 +239,27 @@ def build_generator(cfg: ModelConfig, size: int = 256, space: str = "lab") -> Ge
     return Generator(unet, fusion, head, batchnorm_frozen=cfg.encoder_batchnorm == "frozen").train()
 
 
-def build_encoder(name: Encoder, pretrained: str, encoder_input: EncoderInput) -> nn.Sequential:
+def build_encoder(name: Encoder, pretrained: str, encoder_input: EncoderInput, extra: int = 0) -> nn.Sequential:
     """The body of encoder ``name`` with ``pretrained`` weights, reading lightness: a Sequential of stages.
 
     Args:
         name: a key of :data:`ENCODERS`.
         pretrained: "imagenet", "none" or the path of a state dict of the encoder's classifier.
         encoder_input: how the body reads the (B, 1, H, W) lightness (:data:`ENCODER_INPUTS`).
+        extra: input channels after L (the hints), read through first-conv kernels that start at zero.
 
     Raises:
         ConfigError: pretrained weights that cannot be loaded.
     """
     spec = ENCODERS[name]
     body = spec.body(pretrained)
-    read_lightness(body, encoder_input, spec.mean, spec.std)
+    read_lightness(body, encoder_input, spec.mean, spec.std, extra)
     return body
+
+
+def _input_channels(body: nn.Module) -> int:
+    """The channels ``body`` reads, as fastai's DynamicUnet counts them: its first 4-d weight's second dimension."""
+    return next(m.weight.shape[1] for m in body.modules() if getattr(m, "weight", None) is not None and m.weight.ndim == 4)
 
 
 def _check_lightness(lightness: Tensor) -> None:

@@ -38,7 +38,9 @@ from pix2color.losses import (
     l1_chroma,
 )
 from pix2color.models.discriminator import build_discriminator
+from pix2color.hints import training_hints
 from pix2color.runtime import autocast
+from pix2color.sampling import sample_seed
 from pix2color.training import schedules
 from pix2color.training.context import StageContext
 from pix2color.training.protocol import Progress, Stage
@@ -62,6 +64,15 @@ class GeneratorStage:
         lr = getattr(ctx.cfg, self.section).lr
         self.opt_g = optimizer_g(self.g.param_groups(lr, ctx.cfg.model.encoder_lr_mult), lr=lr)
         self.scaler_g = ctx.grad_scaler()
+        self.hint_rng = torch.Generator(ctx.device)
+
+    def hints(self, chroma: Tensor, progress: Progress) -> Tensor | None:
+        """Hints drawn from the true chroma (B, 2, S, S) for a model with ``model.hints`` (else None), from a
+        generator seeded by the run seed, the step and the rank, so a resumed run draws the same ones."""
+        if not self.ctx.cfg.model.hints:
+            return None
+        self.hint_rng.manual_seed(sample_seed(self.ctx.cfg.train.seed, progress.step, self.ctx.runtime.rank))
+        return training_hints(chroma, self.ctx.cfg.hints, self.hint_rng)
 
     def initialize(self, run_dir: Path, previous: str | None) -> None:
         """Weights for a fresh start: the generator as built."""
@@ -153,8 +164,9 @@ class PretrainStage(GeneratorStage):
         if self.encoder_frozen(progress.fraction) != self.g.encoder_frozen:
             self.g.freeze_encoder(not self.g.encoder_frozen)
         lightness, chroma = self.ctx.to_model_space(rgb)
+        hints = self.hints(chroma, progress)
         with autocast(self.ctx.device, self.ctx.amp):
-            output = self.g_train(lightness, decode=False)
+            output = self.g_train(lightness, decode=False, hints=hints)
         loss = self.loss(output.float(), chroma)
         grad_norm = self.ctx.update(loss, self.opt_g, self.g, self.scaler_g)
         self.update_ema()
@@ -261,7 +273,7 @@ class Pix2PixStage(GeneratorStage):
         lightness, chroma = self.ctx.to_model_space(rgb)
         train_g = progress.step >= self.ctx.cfg.stage2.d_warmup_steps
         with autocast(self.ctx.device, self.ctx.amp), torch.set_grad_enabled(train_g):
-            fake = (self.g_train if train_g else self.g)(lightness)
+            fake = (self.g_train if train_g else self.g)(lightness, hints=self.hints(chroma, progress))
         values = self.discriminator_step(lightness, chroma, fake.detach())
         if train_g:
             values |= self.generator_step(rgb, lightness, chroma, fake, progress)

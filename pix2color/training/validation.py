@@ -15,7 +15,10 @@ from torch.utils.data import DataLoader
 from pix2color import color, metrics, viz
 from pix2color.config import Config
 from pix2color.errors import DataError
+from pix2color.hints import evaluation_hints
 from pix2color.inference import Colorizer
+
+VAL_HINTS = 10  # a model that takes hints is also validated with this many per image (names ending "_10_hints")
 
 
 def val_colorizer(generator: nn.Module, cfg: Config, device: torch.device) -> Colorizer:
@@ -32,20 +35,23 @@ def validate(
 
     Returns:
         name -> mean over the images (psnr, ssim, colorfulness, ciede2000, l1 on chroma, delta_cf, and
-        psnr_gray: the PSNR of the gray images), and a (3, H, W) uint8 grid of gray | prediction | truth,
-        or None when ``grid_images`` is 0.
+        psnr_gray: the PSNR of the gray images; for a model that takes hints, the same with :data:`VAL_HINTS`
+        hints, named ``NAME_10_hints``), and a (3, H, W) uint8 grid of gray | prediction | truth, or None when
+        ``grid_images`` is 0.
 
     Raises:
         DataError: no validation image could be decoded.
     """
     per_image: dict[str, list[Tensor]] = {}
     columns: list[list[Tensor]] = [[], [], []]
-    for rgb, _ in loader:
+    for index, (rgb, _) in enumerate(loader):
         if len(rgb) == 0:
             continue
         truth = rgb.to(colorizer.device)
         pred, l1 = predict(colorizer, truth)
         values = metrics.image_metrics(pred, truth) | {"l1": l1}
+        if colorizer.takes_hints:
+            values |= hinted_metrics(colorizer, truth, index)
         values["psnr_gray"] = metrics.psnr(viz.gray_rgb(truth), truth)  # the floor the score measures from
         values["target_colorfulness"] = metrics.colorfulness(truth)
         for name, value in values.items():
@@ -59,16 +65,27 @@ def validate(
     return metrics.summarize(values, target_cf), grid
 
 
-def predict(colorizer: Colorizer, truth: Tensor) -> tuple[Tensor, Tensor]:
+def predict(colorizer: Colorizer, truth: Tensor, hint_count: int = 0, batch_index: int = 0) -> tuple[Tensor, Tensor]:
     """``colorizer.predict_rgb(truth)`` and the per-image L1 of its chroma. truth: (B, 3, S, S) uint8.
+
+    With ``hint_count`` the model also gets that many hints per image from the truth, drawn as
+    ``scripts/evaluate.py --hints`` draws them, seeded by ``batch_index`` (the same ones every validation).
 
     Returns:
         (B, 3, S, S) uint8 prediction and (B,) mean absolute chroma error (normalised units).
     """
-    chroma = colorizer.predict_chroma(colorizer.render_lightness(truth))
     _, true_chroma = color.rgb_to_l_chroma(truth, colorizer.space)
+    hints = evaluation_hints(true_chroma, hint_count, batch_index) if hint_count else None
+    chroma = colorizer.predict_chroma(colorizer.render_lightness(truth), hints=hints)
     l1 = (chroma - true_chroma).abs().mean(dim=(1, 2, 3))
     return colorizer.join(truth, chroma), l1
+
+
+def hinted_metrics(colorizer: Colorizer, truth: Tensor, batch_index: int) -> dict[str, Tensor]:
+    """The per-image metrics and chroma L1 with :data:`VAL_HINTS` hints from the truth, named ``NAME_10_hints``."""
+    pred, l1 = predict(colorizer, truth, VAL_HINTS, batch_index)
+    values = metrics.image_metrics(pred, truth) | {"l1": l1}
+    return {f"{name}_{VAL_HINTS}_hints": value for name, value in values.items()}
 
 
 def collect_grid(columns: list[list[Tensor]], truth: Tensor, pred: Tensor, limit: int) -> None:

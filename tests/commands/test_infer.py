@@ -204,3 +204,60 @@ def test_help_answers_without_importing_torch():
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True)
     assert "--checkpoint" in result.stdout
     assert result.stdout.strip().endswith("[]"), result.stdout
+
+
+def hinted_checkpoint(path: Path) -> Path:
+    """A 64 px resnet18 U-Net that takes hints, random weights, saved as best.pt is."""
+    import torch
+
+    from pix2color.checkpoint import save_checkpoint
+    from pix2color.config import load_config
+    from pix2color.model_files import inference_checkpoint
+    from pix2color.models.generator import build_generator
+
+    cfg = load_config(None, ["model.pretrained=none", "data.size=64", "model.hints=true"])
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        generator = build_generator(cfg.model, cfg.data.size)
+    save_checkpoint(inference_checkpoint(cfg, generator.state_dict(), "pretrain"), path)
+    return path
+
+
+def test_hints_file_for_one_photo_or_by_file_name_colorizes_with_them(tmp_path, make_image, capsys):
+    checkpoint = hinted_checkpoint(tmp_path / "hinted.pt")
+    first, second = make_image("photos/a.jpg", (80, 64)), make_image("photos/b.png", (64, 48), seed=1)
+    one = tmp_path / "one.json"
+    one.write_text('[{"x": 10, "y": 20, "color": "#b03a2e", "size": 6}]')
+    code, stdout, _ = run(capsys, first, "--checkpoint", checkpoint, "--out", tmp_path / "one", "--hints", one)
+    assert code == 0 and "1 colorized" in stdout
+    by_name = tmp_path / "by_name.json"
+    by_name.write_text('{"a.jpg": [{"x": 79, "y": 63, "lab": [40, 20]}], "%s": []}' % second)
+    argv = [tmp_path / "photos", "--checkpoint", checkpoint, "--out", tmp_path / "two", "--hints", by_name]
+    code, stdout, _ = run(capsys, *argv)
+    assert code == 0 and "2 colorized" in stdout
+
+
+def test_a_bad_hints_file_is_one_line_exit_2_and_nothing_is_written(tmp_path, make_image, tiny_checkpoint, capsys):
+    checkpoint = hinted_checkpoint(tmp_path / "hinted.pt")
+    make_image("photos/a.jpg", (80, 64))
+    make_image("photos/b.jpg", (80, 64))
+    cases = {
+        "[{": "cannot be read as JSON",
+        '[{"x": 80, "y": 1, "color": "#ffffff"}]': "holds one list of hints, which fits a run on one photo, not 2",
+        '{"a.jpg": [{"x": 80, "y": 1, "color": "#ffffff"}]}': "hint 1 at x=80, y=1 lies outside the 80x64 photo",
+        '{"a.jpg": [{"x": 1, "y": 1, "color": "white"}]}': "color='white' is not an RGB hex colour",
+        '{"c.jpg": []}': "'c.jpg' matches no photo of this run",
+    }
+    for index, (text, message) in enumerate(cases.items()):  # each stops before the model loads
+        hints = tmp_path / f"hints_{index}.json"
+        hints.write_text(text)
+        out = tmp_path / f"out_{index}"
+        code, _, errors = run(capsys, tmp_path / "photos", "--checkpoint", checkpoint, "--out", out, "--hints", hints)
+        assert code == 2 and len(errors) == 1 and errors[0].startswith("error: --hints "), errors
+        assert message in errors[0], errors
+        assert not out.exists()
+    hints = tmp_path / "hints_ok.json"
+    hints.write_text('{"a.jpg": [{"x": 1, "y": 1, "color": "#ffffff"}]}')
+    out = tmp_path / "plain"
+    code, _, errors = run(capsys, tmp_path / "photos", "--checkpoint", tiny_checkpoint, "--out", out, "--hints", hints)
+    assert code == 2 and "was trained without model.hints" in errors[0] and not out.exists()

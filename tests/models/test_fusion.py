@@ -91,3 +91,15 @@ def test_inception_resnet_v2_fusion_trains_and_its_embedding_changes_the_output(
         generator.fusion.embed = lambda _: torch.zeros_like(own)
         unfused = generator(lightness)
     assert (fused - unfused).abs().amax() > 1e-5  # unwired it is exactly 0; float noise here is about 1e-7
+
+
+def test_a_fused_generator_takes_hints_and_its_classifier_sees_lightness_alone():
+    generator = build_generator(
+        ModelConfig(encoder="resnet18", pretrained="none", fusion="resnet50", hints=True), 64
+    ).eval()
+    seen = []
+    generator.fusion.classifier.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape))
+    lightness, hints = torch.rand(2, 1, 64, 64) * 2 - 1, torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        assert generator(lightness, hints=hints).shape == (2, 2, 64, 64)
+    assert seen and seen[0][1] == 3  # the gray image in RGB, from L, not the hint channels

@@ -9,13 +9,20 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from pix2color.config import ModelConfig
 from pix2color.errors import ConfigError
-from pix2color.models.generator import ENCODERS, build_generator
+from pix2color.hints import HINT_CHANNELS
+from pix2color.models.generator import ENCODERS, build_encoder, build_generator
 
 SIZE = 64
 
 
 def _build(**options) -> nn.Module:
     return build_generator(ModelConfig(pretrained="none", **options), SIZE)
+
+
+def _seeded_encoder(encoder: str, encoder_input: str, extra: int) -> nn.Module:
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return build_encoder(encoder, "none", encoder_input, extra)
 
 
 def _lightness(height: int = SIZE, width: int = SIZE) -> torch.Tensor:
@@ -46,6 +53,43 @@ def test_every_encoder_runs_forward_and_backward(encoder):
     assert chroma.shape == (1, 2, 96, 96)
     chroma.mean().backward()
     assert _no_grad_names(generator) == []
+
+
+@pytest.mark.parametrize("encoder", list(ENCODERS))
+@pytest.mark.parametrize("encoder_input", ["lightness", "rgb"])
+def test_hints_reach_the_encoder_through_kernels_that_start_at_zero(encoder, encoder_input):
+    """Built from the same seed, the hinted encoder computes on L and any hints what the plain one does on L."""
+    plain, hinted = (_seeded_encoder(encoder, encoder_input, extra).eval() for extra in (0, HINT_CHANNELS))
+    lightness = _lightness()
+    hints = torch.rand(2, 3, SIZE, SIZE)
+    with torch.no_grad():
+        assert torch.allclose(hinted(torch.cat([lightness, hints], 1)), plain(lightness), atol=1e-5)
+
+
+@pytest.mark.parametrize(("chroma_head", "space"), [("regression", "lab"), ("bins", "luv")])
+def test_a_hinted_generator_trains_its_hint_kernels_and_takes_no_hints_as_zeros(chroma_head, space):
+    generator = build_generator(ModelConfig(pretrained="none", hints=True, chroma_head=chroma_head), SIZE, space)
+    lightness, hints = _lightness(), torch.zeros(2, 3, SIZE, SIZE)
+    hints[:, :2, 20:26, 20:26], hints[:, 2, 20:26, 20:26] = 0.5, 1.0
+    generator.eval()
+    with torch.no_grad():
+        assert torch.equal(generator(lightness), generator(lightness, hints=torch.zeros(2, 3, SIZE, SIZE)))
+    generator.train()
+    chroma = generator(lightness, hints=hints)
+    assert chroma.shape == (2, 2, SIZE, SIZE)
+    chroma.mean().backward()
+    assert _no_grad_names(generator) == []
+    with pytest.raises(ValueError, match="hints must be"):
+        generator(lightness, hints=hints[:, :2])
+    groups = generator.param_groups(1e-3, 0.1)  # the new hint kernels learn at the decoder's rate
+    assert [(g["name"], g["lr"]) for g in groups][1:] == [("encoder", pytest.approx(1e-4)), ("hint_input", 1e-3)]
+    assert groups[2]["params"] == [generator.input_conv.weight] and generator.input_conv.weight.shape[1] == 4
+    assert sum(len(g["params"]) for g in groups) == len(list(generator.parameters()))
+
+
+def test_a_generator_without_hints_refuses_them(resnet18):
+    with pytest.raises(ValueError, match="built without model.hints"):
+        resnet18(_lightness(), hints=torch.zeros(2, 3, SIZE, SIZE))
 
 
 def test_output_is_plain_chroma_in_range_at_any_multiple_of_32(resnet18):

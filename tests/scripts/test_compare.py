@@ -79,3 +79,17 @@ def test_html_page_shows_full_size_images(compare, checkpoints, write_photos, tm
     for source in sources:
         with Image.open(tmp_path / "out" / source) as image:
             assert image.size == (72, 40)
+
+
+def test_hints_add_a_column_with_the_hint_squares_outlined_after_each_model_that_takes_them(
+    compare, checkpoints, hinted_checkpoint, write_photos, tmp_path, capsys
+):
+    write_photos(tmp_path / "photos", 2)
+    models = [hinted_checkpoint, checkpoints["zero"]]
+    grid = _run(compare, models, tmp_path / "photos", tmp_path / "grid.png", "--hints", "5")
+    printed = capsys.readouterr().out
+    assert "5 columns (gray, hinted/best, hinted/best, 5 hints, tiny/gan/best, ground truth)" in printed
+    for row in range(2):
+        hinted, automatic = _tile(grid, row, 2, 0), _tile(grid, row, 1, 0)
+        white = (hinted == 255).all(dim=0)
+        assert white.any() and not torch.equal(hinted, automatic)  # outlined squares, and the hints changed it

@@ -95,3 +95,32 @@ def test_saturation_per_checkpoint_scales_its_color_and_a_wrong_count_is_one_lin
     assert evaluate.main([*args, "--saturation", "1", "2"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --saturation 1.0 2.0: give one factor") and err.count("\n") == 1
+
+
+def test_a_hints_sweep_scores_each_count_for_models_that_take_hints_beside_zhang_et_al(
+    evaluate, write_photos, tmp_path, checkpoints, hinted_checkpoint, capsys
+):
+    write_photos(tmp_path / "photos", 3)
+    args = ["--data", str(tmp_path / "photos"), "--size", "32", "--workers", "0", "--batch-size", "2"]
+    args += ["--checkpoint", str(hinted_checkpoint), "--checkpoint", str(checkpoints["random"])]
+    assert evaluate.main([*args, "--out", str(tmp_path / "sweep"), "--hints", "0", "1", "10"]) == 0
+    printed = capsys.readouterr().out
+    rows = _table_rows(printed.split("| hints |")[0])
+    hinted, plain = "hinted/best", "tiny/pretrain/best"
+    assert list(rows) == [
+        "gray",
+        f"{hinted}, 0 hints",
+        f"{hinted}, 1 hint",
+        f"{hinted}, 10 hints",
+        f"{plain}, 0 hints",  # a model without hints gets the 0 row only
+        "ground truth",
+    ]
+    sweep = _table_rows("| hints |" + printed.split("| hints |")[1])
+    assert sweep["0"] == [rows[f"{hinted}, 0 hints"][0], rows[f"{plain}, 0 hints"][0], "24.43"]
+    assert sweep["10"] == [rows[f"{hinted}, 10 hints"][0], "–", "28.42"]
+    assert evaluate.main([*args, "--out", str(tmp_path / "plain")]) == 0  # without --hints: L alone, as before
+    assert _table_rows(capsys.readouterr().out)[hinted][0] == rows[f"{hinted}, 0 hints"][0]
+    summary = json.loads((tmp_path / "sweep" / "summary.json").read_text())
+    assert summary["hints"] == [0, 1, 10] and f"{hinted}, 1 hint" in summary["results"]
+    by_count = [summary["results"][f"{hinted}, {count} hints"]["psnr"] for count in (0, 10)]
+    assert by_count[0] != by_count[1]  # the hints reach the model

@@ -34,6 +34,9 @@ TINY = [
 ]
 
 
+HINTED = "model.hints=true"
+
+
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory) -> Path:
     """16 small colour JPEGs with smooth random gradients (so colour is learnable from lightness)."""
@@ -59,9 +62,10 @@ def crop_sizes(run: Path) -> list[int]:
 
 @pytest.fixture(scope="module")
 def straight_run(photos, tmp_path_factory) -> Iterator[Path]:
-    """One uninterrupted two-stage run, shared by the tests that read its logs or compare against it."""
+    """One uninterrupted two-stage run of a model that takes hints, shared by the tests that read its logs or
+    compare against it (so the exact resume covers the hints drawn in training)."""
     run = tmp_path_factory.mktemp("straight") / "run"
-    assert train(photos, run) == 0
+    assert train(photos, run, HINTED) == 0
     yield run
     shutil.rmtree(run)  # 1 GB of checkpoints, otherwise kept until the session ends
 
@@ -131,6 +135,8 @@ def test_tensorboard_events_hold_losses_val_metrics_and_grids(straight_run):
         "gan_val/psnr_gray",
         "gan_val/color_fidelity",
         "gan/epoch_seconds",
+        "pretrain_val/psnr_10_hints",  # a model that takes hints is validated with 10 as well
+        "gan_val/ciede2000_10_hints",
     }
     assert expected <= scalars, expected - scalars
     start, *epochs = events.Scalars("gan_val/psnr")  # the start (step 0), then each epoch's
@@ -239,7 +245,7 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(
     cut = tmp_path / "cut"
     with monkeypatch.context() as patch:
         _interrupt_at(patch, stage, step)
-        assert train(photos, cut) == 0
+        assert train(photos, cut, HINTED) == 0
     assert f"resume with: pix2color-train --resume {cut}" in capsys.readouterr().out
     interrupted = load_checkpoint(cut / "checkpoints" / stage / "last.pt")
     assert interrupted["step"] == step
