@@ -363,7 +363,8 @@ def validate(cfg: Config, source: str, overridden: typing.Collection[str] = ()) 
     if cfg.hints.stop_probability > 1:
         fail("hints.stop_probability", f"hints.stop_probability={cfg.hints.stop_probability} must be at most 1.")
     if cfg.hints.min_size > cfg.hints.max_size:
-        fail("hints.min_size", f"hints.min_size={cfg.hints.min_size} must not exceed hints.max_size={cfg.hints.max_size}.")
+        sizes = f"hints.min_size={cfg.hints.min_size} must not exceed hints.max_size={cfg.hints.max_size}."
+        fail("hints.min_size", sizes)
     if not 0 < cfg.stage1.share < 1:
         fail("stage1.share", f"stage1.share={cfg.stage1.share} must be between 0 and 1 (stage 2 gets the rest).")
     if cfg.train.best_metric == "color_fidelity":

@@ -9,6 +9,7 @@ mapped to the square the model runs at, where they become the (1, 3, S, S) hint 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from pix2color.hints import paint_values
 
 DEFAULT_SIZE = 8.0  # the side of a hint's square in the photo's pixels when a hint does not say
 MAX_HINTS = 256  # hints per photo
+MAX_SIZE = 100_000.0  # pixels: larger than any photo side
 HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
@@ -57,8 +59,10 @@ def _parse_hint(item: Any, where: str) -> Hint:
     numbers = {key: item.get(key, DEFAULT_SIZE) for key in ("x", "y", "size")}
     if not all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in numbers.values()):
         raise UserError(f"{where}: x, y and size must be numbers, got {numbers}.")
-    if numbers["size"] <= 0:
-        raise UserError(f"{where}: size={numbers['size']} must be above 0.")
+    if not all(math.isfinite(value) for value in numbers.values()):
+        raise UserError(f"{where}: x, y and size must be finite numbers, got {numbers}.")
+    if not 0 < numbers["size"] <= MAX_SIZE:
+        raise UserError(f"{where}: size={numbers['size']} must be above 0 and at most {MAX_SIZE:g} pixels.")
     rgb = _hex_rgb(item["color"], where) if "color" in item else _lab_rgb(item["lab"], where)
     return Hint(float(numbers["x"]), float(numbers["y"]), rgb, float(numbers["size"]))
 
@@ -94,7 +98,9 @@ def hints_tensor(hints: Sequence[Hint], width: int, height: int, render_size: in
         return torch.zeros(1, 3, render_size, render_size)
     rgb = torch.tensor([hint.rgb for hint in hints]).T.reshape(1, 3, len(hints), 1)
     _, chroma = color.rgb_to_l_chroma(rgb, space)  # (1, 2, N, 1)
-    centers = torch.tensor([[hint.y * render_size / height, hint.x * render_size / width] for hint in hints])
+    scale = torch.tensor([render_size / height, render_size / width])
+    points = torch.tensor([[hint.y, hint.x] for hint in hints])
+    centers = (points + 0.5) * scale - 0.5  # a pixel's centre onto the centre of the render pixel it falls in
     sizes = torch.tensor([max(1, round(hint.size * render_size / max(width, height))) for hint in hints])
     present = torch.ones(1, len(hints), dtype=torch.bool)
     return paint_values(chroma[0, :, :, 0].T[None], centers[None], sizes[None], present, render_size, render_size)

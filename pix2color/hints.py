@@ -1,6 +1,7 @@
 """Colour hints as the generator reads them (``model.hints``): square patches of chroma, and a mask of where they are.
 
-A hint is a square of ``size`` pixels centred at (y, x) holding one chroma; the model reads a (B, 3, H, W)
+A hint is a square of about ``size`` pixels around (y, x) holding one chroma (always at least the pixel of
+its centre); the model reads a (B, 3, H, W)
 tensor: the hint chroma (0 where there is no hint), then a 0/1 mask. Training draws hints from the truth as
 Zhang et al. 2017 ("Real-Time User-Guided Image Colorization with Learned Deep Priors") did: each patch holds
 its region's mean true chroma, the count per image is geometric, the centres are drawn around the image centre.
@@ -46,9 +47,11 @@ def paint_values(values: Tensor, centers: Tensor, sizes: Tensor, present: Tensor
 
 def patch_boxes(centers: Tensor, sizes: Tensor, height: int, width: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Each patch's box (top, left, bottom, right), each (B, N), clipped to a ``height`` x ``width`` image."""
-    top = (centers[..., 0] - (sizes - 1) // 2).round().long()
-    left = (centers[..., 1] - (sizes - 1) // 2).round().long()
-    return top.clamp(min=0), left.clamp(min=0), (top + sizes).clamp(max=height), (left + sizes).clamp(max=width)
+    first = torch.floor(centers - (sizes[..., None] - 1) / 2 + 0.5).long()  # (B, N, 2): the unclipped top-left
+    top, left = first[..., 0].clamp(0, height - 1), first[..., 1].clamp(0, width - 1)
+    bottom = torch.maximum((first[..., 0] + sizes).clamp(max=height), top + 1)
+    right = torch.maximum((first[..., 1] + sizes).clamp(max=width), left + 1)
+    return top, left, bottom, right
 
 
 def paint_boxes(values: Tensor, boxes: tuple[Tensor, ...], present: Tensor, height: int, width: int) -> Tensor:
@@ -59,8 +62,8 @@ def paint_boxes(values: Tensor, boxes: tuple[Tensor, ...], present: Tensor, heig
     rows = torch.arange(height, device=values.device)[:, None]
     cols = torch.arange(width, device=values.device)[None, :]
     inside = (rows >= top) & (rows < bottom) & (cols >= left) & (cols < right) & present[..., None, None]
-    order = torch.arange(1, values.shape[1] + 1, device=values.device)
-    last = (inside * order[None, :, None, None]).amax(dim=1)  # (B, H, W): 1 + the index of the top patch, 0: none
+    order = torch.arange(1, values.shape[1] + 1, device=values.device, dtype=torch.int16)[None, :, None, None]
+    last = torch.where(inside, order, 0).amax(dim=1).long()  # (B, H, W): 1 + the index of the top patch, 0: none
     picked = torch.gather(values, 1, (last - 1).clamp(min=0).flatten(1)[..., None].expand(-1, -1, 2))
     mask = (last > 0).to(values.dtype)[:, None]
     chroma = picked.transpose(1, 2).reshape(values.shape[0], 2, height, width) * mask
@@ -82,7 +85,9 @@ def box_means(chroma: Tensor, top: Tensor, left: Tensor, bottom: Tensor, right: 
     return (sums / area).transpose(1, 2).to(chroma.dtype)
 
 
-def centers_around_middle(batch: int, count: int, height: int, width: int, sigma: float, rng: torch.Generator) -> Tensor:
+def centers_around_middle(
+    batch: int, count: int, height: int, width: int, sigma: float, rng: torch.Generator
+) -> Tensor:
     """(batch, count, 2) centres (y, x) drawn from a normal around the image centre with ``sigma`` times each
     side as its standard deviation, clamped into the image."""
     device = rng.device

@@ -197,13 +197,23 @@ class Colorizer:
         """The (B, 3, size, size) hint tensor of ``images``' hint points, or None when none are given."""
         if not hints or not any(hints):
             return None
-        if not self.takes_hints:
-            raise UserError("this model was trained without model.hints, so it takes no colour hints; remove them.")
+        self.check_takes_hints()
         for index, (image, points) in enumerate(zip(images, hints, strict=True)):
             check_inside(points, image.width, image.height, f"photo {index + 1}")
         return torch.cat(
-            [hints_tensor(points, image.width, image.height, size, self.space) for image, points in zip(images, hints)]
+            [
+                hints_tensor(points, image.width, image.height, size, self.space)
+                for image, points in zip(images, hints, strict=True)
+            ]
         )
+
+    def check_takes_hints(self) -> None:
+        """Raises UserError unless the model reads colour hints."""
+        if not self.takes_hints:
+            raise UserError(
+                "this model takes no colour hints: it was trained without model.hints, or it runs on the "
+                "onnxruntime backend, which reads L alone; remove the hints or use the torch backend."
+            )
 
     @property
     def takes_hints(self) -> bool:
@@ -222,18 +232,19 @@ class Colorizer:
         return color.rgb_to_lightness(small.to(self.device), self.space)
 
     @torch.inference_mode()
-    def predict_chroma(
-        self, lightness: Tensor, saturation: float | None = None, hints: Tensor | None = None
-    ) -> Tensor:
+    def predict_chroma(self, lightness: Tensor, saturation: float | None = None, hints: Tensor | None = None) -> Tensor:
         """Lightness (N, 1, S, S) -> chroma (N, 2, S, S) float32, in batches, scaled by ``saturation``.
 
         ``saturation`` None takes the Colorizer's. ``hints`` (N, 3, S, S), for a model that :attr:`takes_hints`:
         hint chroma in the model's normalised units (0 where there is none) and a 0/1 mask; None: no hints.
         """
         factor = self.saturation if saturation is None else _checked_saturation(saturation)
-        hint_chunks = [None] * len(lightness) if hints is None else hints.to(self.device).split(self.batch_size)
+        if hints is not None:
+            self.check_takes_hints()
+        lightness_chunks = lightness.split(self.batch_size)
+        hint_chunks = [None] * len(lightness_chunks) if hints is None else hints.to(self.device).split(self.batch_size)
         chunks = []
-        for chunk, hint in zip(lightness.split(self.batch_size), hint_chunks):
+        for chunk, hint in zip(lightness_chunks, hint_chunks, strict=True):
             with autocast(self.device, self.amp):
                 given = {} if hint is None else {"hints": hint.contiguous(memory_format=self.memory_format)}
                 chunks.append(self.generator(chunk.contiguous(memory_format=self.memory_format), **given).float())

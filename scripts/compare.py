@@ -8,6 +8,10 @@ image colorized at its full size.
     python scripts/compare.py --images ../shared/data/val --out grid.png --html --metrics \\
         --checkpoint runs/quickstart/checkpoints/pretrain/best.pt \\
         --checkpoint runs/quickstart/checkpoints/gan/best.pt --labels "stage 1" "stage 2"
+
+``--hints N`` adds, after each checkpoint that takes hints, a column coloured with N hints per image from the
+truth (by the protocol of ``evaluate.py --hints``, seeded once for the whole grid), each hint's square outlined in
+white.
 """
 
 from __future__ import annotations
@@ -31,10 +35,10 @@ from pix2color.commands.common import run_cli
 from pix2color.commands.model_flags import add_model_args, at_least, colorizers_from_args
 from pix2color.data import chroma_score, list_images, open_image, to_rgb
 from pix2color.errors import DataError
-from pix2color.evaluation import GRAY, TRUTH, iter_batches
+from pix2color.evaluation import GRAY, TRUTH, hinted_label, iter_batches, truth_hints
 from pix2color.inference import Colorizer
 from pix2color.runtime import resolve_device
-from pix2color.viz import comparison_grid, gray_rgb, save_grid
+from pix2color.viz import comparison_grid, gray_rgb, mark_hints, save_grid
 
 GRAY_CHROMA = 2.0  # mean max(RGB) - min(RGB) below which a photo counts as black and white (MANIFEST.tsv)
 
@@ -45,9 +49,15 @@ def is_color_set(truth: Tensor) -> bool:
 
 
 @torch.inference_mode()
-def grid_columns(colorizers: dict[str, Colorizer], truth: Tensor) -> dict[str, Tensor]:
-    """Column label -> (N, 3, H, W) uint8: gray, each colorizer, and the truth for a color set."""
-    columns = {GRAY: gray_rgb(truth)} | {label: c.predict_rgb(truth) for label, c in colorizers.items()}
+def grid_columns(colorizers: dict[str, Colorizer], truth: Tensor, hint_count: int = 0) -> dict[str, Tensor]:
+    """Column label -> (N, 3, H, W) uint8: gray, each colorizer (then, when it takes hints and ``hint_count``
+    is set, the same with that many hints from the truth, outlined), and the truth for a color set."""
+    columns = {GRAY: gray_rgb(truth)}
+    for label, colorizer in colorizers.items():
+        columns[label] = colorizer.predict_rgb(truth)
+        if hint_count and colorizer.takes_hints:
+            hints = truth_hints(colorizer, truth, hint_count, seed=0)
+            columns[hinted_label(label, hint_count)] = mark_hints(colorizer.predict_rgb(truth, hints=hints), hints)
     return columns | ({TRUTH: truth} if is_color_set(truth) else {})
 
 
@@ -111,7 +121,7 @@ def compare(args: argparse.Namespace) -> int:
         raise DataError("none of the images could be read; check the files the warnings above name.")
     readable = [path for names, _ in batches for path in names]
     truth = torch.cat([batch for _, batch in batches]).to(resolve_device(args.device))
-    columns = grid_columns(colorizers, truth)
+    columns = grid_columns(colorizers, truth, args.hints)
     grid = comparison_grid(list(columns.values()), list(columns), captions(columns) if args.metrics else None)
     save_grid(grid, args.out)
     print(f"wrote {args.out}: {len(readable)} images x {len(columns)} columns ({', '.join(columns)})")
@@ -130,6 +140,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--limit", type=at_least(0), default=8, help="the first N images (0: all); default 8")
     parser.add_argument("--metrics", action="store_true", help="write PSNR and colorfulness under each tile")
     parser.add_argument("--html", action="store_true", help="also write OUT.html with the full-size images")
+    parser.add_argument(
+        "--hints", type=at_least(0), default=0, metavar="N", help="also colour with N hints per image from the truth"
+    )
     return parser.parse_args(argv)
 
 

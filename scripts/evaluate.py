@@ -8,6 +8,12 @@ and ΔCF. A ``gray`` row (ab = 0) and the ground truth's colorfulness are the re
         --checkpoint runs/quickstart/checkpoints/pretrain/best.pt \\
         --checkpoint runs/quickstart/checkpoints/gan/best.pt
 
+``--hints 0 1 2 5 10 20 50 100`` scores a model that takes hints (``model.hints``) at each count of hints
+per image, drawn from the truth by Zhang et al.'s protocol (6 x 6 patches at 256 px, scaled with the render
+size, holding the truth's mean colour, centres around the middle with sigma a quarter of the side; the same
+positions for every checkpoint), and prints a PSNR table beside Zhang et al.'s published figures. Models
+without hints get the 0 row only.
+
 ``--video CLIP [CLIP ...] [--truth COLOR_CLIP]`` measures flicker instead: CDC, warp error and colorfulness
 of each clip (e.g. one colorized with ``--temporal off`` and one with ``flow``), PSNR against the color
 original, and the original's own row (see :mod:`pix2color.flicker`):
@@ -33,7 +39,7 @@ from pix2color.commands.common import run_cli
 from pix2color.commands.model_flags import add_model_args, at_least, colorizers_from_args
 from pix2color.data import list_images
 from pix2color.errors import DataError
-from pix2color.evaluation import GRAY, TRUTH, iter_batches
+from pix2color.evaluation import GRAY, TRUTH, ZHANG_PSNR, hinted_label, iter_batches, truth_hints
 from pix2color.inference import Colorizer
 from pix2color.metric_names import METRIC_SPECS
 from pix2color.runtime import resolve_device
@@ -64,18 +70,26 @@ class Scores:
 
 
 @torch.inference_mode()
-def score(colorizers: dict[str, Colorizer], batches: Iterator[tuple[list[Path], Tensor]], device) -> Scores:
-    """Metrics of the gray baseline and every colorizer against the truth, image by image.
+def score(
+    colorizers: dict[str, Colorizer],
+    batches: Iterator[tuple[list[Path], Tensor]],
+    device,
+    hint_counts: Sequence[int] = (0,),
+) -> Scores:
+    """Metrics of the gray baseline and every colorizer against the truth, image by image; with ``hint_counts``
+    other than (0,), a row per count for each colorizer that takes hints (:func:`hinted_label`).
 
     Raises:
         DataError: no image could be read.
     """
-    files, truth_cf, batch_rows = [], [], {label: [] for label in (GRAY, *colorizers)}
-    for names, batch in batches:
+    files, truth_cf, batch_rows = [], [], {}
+    for index, (names, batch) in enumerate(batches):
         truth = batch.to(device)
-        preds = {GRAY: gray_rgb(truth)} | {label: c.predict_rgb(truth) for label, c in colorizers.items()}
+        preds = {GRAY: gray_rgb(truth)} | predictions(colorizers, truth, hint_counts, index)
         for label, pred in preds.items():
-            batch_rows[label].append({name: v.cpu() for name, v in metrics.image_metrics(pred, truth).items()})
+            batch_rows.setdefault(label, []).append(
+                {name: v.cpu() for name, v in metrics.image_metrics(pred, truth).items()}
+            )
         truth_cf.append(metrics.colorfulness(truth).cpu())
         files += names
     if not files:
@@ -84,6 +98,31 @@ def score(colorizers: dict[str, Colorizer], batches: Iterator[tuple[list[Path], 
         label: {name: torch.cat([b[name] for b in parts]) for name in parts[0]} for label, parts in batch_rows.items()
     }
     return Scores(files, rows, torch.cat(truth_cf))
+
+
+def predictions(
+    colorizers: dict[str, Colorizer], truth: Tensor, hint_counts: Sequence[int], seed: int
+) -> dict[str, Tensor]:
+    """Row label -> each colorizer's (B, 3, S, S) uint8 output, at each hint count it can take."""
+    if tuple(hint_counts) == (0,):
+        return {label: colorizer.predict_rgb(truth) for label, colorizer in colorizers.items()}
+    return {
+        hinted_label(label, count): colorizer.predict_rgb(truth, hints=truth_hints(colorizer, truth, count, seed))
+        for label, colorizer in colorizers.items()
+        for count in (hint_counts if colorizer.takes_hints else [0])
+    }
+
+
+def hints_table(summaries: dict[str, dict[str, float]], labels: Sequence[str], hint_counts: Sequence[int]) -> str:
+    """PSNR by hint count (rows) and checkpoint (columns), beside Zhang et al.'s published PSNR."""
+    lines = ["| hints | " + " | ".join(f"{label} PSNR" for label in labels) + " | Zhang et al. 2017 PSNR |"]
+    lines.append("|---:|" + "---:|" * (len(labels) + 1))
+    for count in hint_counts:
+        cells = [summaries.get(hinted_label(label, count), {}).get("psnr") for label in labels]
+        zhang = ZHANG_PSNR.get(count)
+        row = [f"{value:.2f}" if value is not None else "–" for value in (*cells, zhang)]
+        lines.append(f"| {count} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
 
 
 def markdown_table(summaries: dict[str, dict[str, float]]) -> str:
@@ -116,18 +155,21 @@ def write_reports(out: Path, scores: Scores, report: str, summary: dict) -> None
 def evaluate(args: argparse.Namespace) -> int:
     files = list_images(args.data)[: args.limit or None]
     colorizers = colorizers_from_args(args)
-    scores = score(
-        colorizers, iter_batches(files, args.size, args.batch_size, args.workers), resolve_device(args.device)
-    )
+    batches = iter_batches(files, args.size, args.batch_size, args.workers)
+    args.hints = list(dict.fromkeys(args.hints))  # each count once, in the order given
+    scores = score(colorizers, batches, resolve_device(args.device), args.hints)
     summaries = scores.summaries()
     skipped = metrics.optional_metrics_status()
+    swept = tuple(args.hints) != (0,)
+    given = f"with {', '.join(map(str, args.hints))} hints from the truth" if swept else "from L alone"
     report = "\n".join(
         [
             f"{len(scores.files)} images from {', '.join(args.data)}, shorter side resized to {args.size} and "
-            f"center-cropped to {args.size}x{args.size}; colorized from L alone.",
+            f"center-cropped to {args.size}x{args.size}; colorized {given}.",
             "",
             markdown_table(summaries),
             "",
+            *([hints_table(summaries, list(colorizers), args.hints), ""] if swept else []),
             *(f"{name.upper()}: {status}" for name, status in skipped.items()),
         ]
     )
@@ -138,6 +180,7 @@ def evaluate(args: argparse.Namespace) -> int:
         "images": len(scores.files),
         "unreadable": [str(f) for f in sorted(set(files) - set(scores.files))],
         "checkpoints": {label: str(path) for label, path in zip(colorizers, args.checkpoint, strict=True)},
+        "hints": args.hints,
         "results": summaries,
         "optional_metrics": skipped,
     }
@@ -152,6 +195,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", nargs="+", required=True, help="image folders, files or .txt/.tsv manifests")
     parser.add_argument("--out", type=Path, default=Path("evaluation"), help="folder for the table, JSON and CSV")
     parser.add_argument("--limit", type=at_least(0), default=0, help="evaluate the first N images only (0: all)")
+    parser.add_argument(
+        "--hints",
+        type=at_least(0),
+        nargs="+",
+        default=[0],
+        help="hints per image to sweep, e.g. 0 1 2 5 10 20 50 100 (models that take hints; default 0)",
+    )
     return parser.parse_args(argv)
 
 

@@ -17,7 +17,6 @@ from torch.utils.flop_counter import FlopCounterMode
 from pix2color.config import ModelConfig
 from pix2color.models.generator import ENCODERS, build_generator
 
-
 WITHOUT_CROSS_TOO = ("resnet18", "efficientnet_lite0")
 
 

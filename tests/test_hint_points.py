@@ -79,6 +79,12 @@ def test_a_model_without_hints_refuses_them_in_one_sentence():
     plain = nn.Conv2d(1, 2, 1)
     colorizer = Colorizer(plain, render_size=32, precision="fp32", channels_last=False)
     photo = Image.new("RGB", (40, 40), (90, 90, 90))
-    with pytest.raises(UserError, match="trained without model.hints, so it takes no colour hints"):
+    with pytest.raises(UserError, match="this model takes no colour hints: it was trained without model.hints"):
         colorizer.colorize(photo, hints=[Hint(1, 1, (1, 0, 0))])
     assert colorizer.colorize(photo).size == (40, 40)
+
+
+def test_a_hint_on_the_last_pixel_of_a_large_photo_keeps_its_square_on_the_render():
+    tensor = hints_tensor([Hint(1023, 767, (0.0, 0.0, 1.0))], 1024, 768, 256, "lab")
+    rows, cols = torch.nonzero(tensor[0, 2], as_tuple=True)
+    assert len(rows) > 0 and rows.max() == 255 and cols.max() == 255

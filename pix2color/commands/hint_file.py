@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from pix2color.errors import UserError
@@ -41,7 +40,9 @@ def read_hint_file(path: Path, sources: Sequence[Path]) -> dict[Path, list[Hint]
             )
         by_photo = {sources[0]: parse_hints(data, where)}
     elif isinstance(data, dict):
-        by_photo = {_photo(name, sources, where): parse_hints(hints, f"{where} [{name}]") for name, hints in data.items()}
+        by_photo = {
+            _photo(name, sources, where): parse_hints(hints, f"{where} [{name}]") for name, hints in data.items()
+        }
     else:
         raise UserError(f"{where} must hold a JSON list of hints or an object mapping file names to lists.")
     for source, hints in by_photo.items():
@@ -60,8 +61,7 @@ def _photo(name: str, sources: Sequence[Path], where: str) -> Path:
 
 
 def _size(source: Path) -> tuple[int, int]:
-    """The photo's (width, height) as the Colorizer sees it (EXIF orientation applied)."""
-    from pix2color.data import open_image
+    """The photo's (width, height) as the Colorizer sees it (EXIF orientation applied), from its header."""
+    from pix2color.data import image_size
 
-    image = open_image(source)
-    return image.width, image.height
+    return image_size(source)

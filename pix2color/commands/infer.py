@@ -135,10 +135,10 @@ def colorize_files(args: argparse.Namespace) -> int:
             args.backend,
             args.precision,
         )
-        if hints and not colorizer.takes_hints:
+        if any(hints.values()) and not colorizer.takes_hints:
             raise UserError(
-                f"--hints {args.hints}: {args.checkpoint} was trained without model.hints, so it takes no colour "
-                "hints; colorize without --hints or with a model trained with them."
+                f"--hints {args.hints}: {args.checkpoint} takes no colour hints (trained without model.hints, or "
+                f"run on --backend {args.backend}, which reads L alone); drop --hints or use --backend torch."
             )
         tally = _colorize_jobs(colorizer, todo, args, hints) if todo else tally
         tally += colorize_videos(colorizer, todo_videos, args)

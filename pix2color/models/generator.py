@@ -259,7 +259,8 @@ def build_encoder(name: Encoder, pretrained: str, encoder_input: EncoderInput, e
 
 def _input_channels(body: nn.Module) -> int:
     """The channels ``body`` reads, as fastai's DynamicUnet counts them: its first 4-d weight's second dimension."""
-    return next(m.weight.shape[1] for m in body.modules() if getattr(m, "weight", None) is not None and m.weight.ndim == 4)
+    weights = (getattr(module, "weight", None) for module in body.modules())
+    return next(weight.shape[1] for weight in weights if weight is not None and weight.ndim == 4)
 
 
 def _check_lightness(lightness: Tensor) -> None:

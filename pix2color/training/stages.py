@@ -28,6 +28,7 @@ from pix2color.config import (
     stage2_ema_decay,
 )
 from pix2color.errors import ConfigError
+from pix2color.hints import training_hints
 from pix2color.losses import (
     L1ChromaLoss,
     PerceptualLoss,
@@ -38,12 +39,13 @@ from pix2color.losses import (
     l1_chroma,
 )
 from pix2color.models.discriminator import build_discriminator
-from pix2color.hints import training_hints
 from pix2color.runtime import autocast
 from pix2color.sampling import sample_seed
 from pix2color.training import schedules
 from pix2color.training.context import StageContext
 from pix2color.training.protocol import Progress, Stage
+
+HINT_SEED_OFFSET = 7919  # keeps the hints' seeds apart from the data sampler's (sampling.sample_seed)
 
 
 class GeneratorStage:
@@ -71,7 +73,8 @@ class GeneratorStage:
         generator seeded by the run seed, the step and the rank, so a resumed run draws the same ones."""
         if not self.ctx.cfg.model.hints:
             return None
-        self.hint_rng.manual_seed(sample_seed(self.ctx.cfg.train.seed, progress.step, self.ctx.runtime.rank))
+        seed = sample_seed(self.ctx.cfg.train.seed + HINT_SEED_OFFSET, progress.step, self.ctx.runtime.rank)
+        self.hint_rng.manual_seed(seed)
         return training_hints(chroma, self.ctx.cfg.hints, self.hint_rng)
 
     def initialize(self, run_dir: Path, previous: str | None) -> None:

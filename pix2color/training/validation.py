@@ -35,8 +35,9 @@ def validate(
 
     Returns:
         name -> mean over the images (psnr, ssim, colorfulness, ciede2000, l1 on chroma, delta_cf, and
-        psnr_gray: the PSNR of the gray images; for a model that takes hints, the same with :data:`VAL_HINTS`
-        hints, named ``NAME_10_hints``), and a (3, H, W) uint8 grid of gray | prediction | truth, or None when
+        psnr_gray: the PSNR of the gray images; for a model that takes hints, psnr, ssim, colorfulness,
+        ciede2000 and l1 with :data:`VAL_HINTS` hints too, named ``NAME_10_hints``), and a (3, H, W) uint8 grid
+        of gray | prediction | truth, or None when
         ``grid_images`` is 0.
 
     Raises:

@@ -230,8 +230,11 @@ def test_hints_file_for_one_photo_or_by_file_name_colorizes_with_them(tmp_path, 
     one.write_text('[{"x": 10, "y": 20, "color": "#b03a2e", "size": 6}]')
     code, stdout, _ = run(capsys, first, "--checkpoint", checkpoint, "--out", tmp_path / "one", "--hints", one)
     assert code == 0 and "1 colorized" in stdout
+    assert run(capsys, first, "--checkpoint", checkpoint, "--out", tmp_path / "none")[0] == 0
+    with Image.open(tmp_path / "one" / "a.png") as hinted, Image.open(tmp_path / "none" / "a.png") as plain:
+        assert not np.array_equal(np.asarray(hinted), np.asarray(plain))  # the hints reached the model
     by_name = tmp_path / "by_name.json"
-    by_name.write_text('{"a.jpg": [{"x": 79, "y": 63, "lab": [40, 20]}], "%s": []}' % second)
+    by_name.write_text(f'{{"a.jpg": [{{"x": 79, "y": 63, "lab": [40, 20]}}], "{second}": []}}')
     argv = [tmp_path / "photos", "--checkpoint", checkpoint, "--out", tmp_path / "two", "--hints", by_name]
     code, stdout, _ = run(capsys, *argv)
     assert code == 0 and "2 colorized" in stdout
@@ -260,4 +263,4 @@ def test_a_bad_hints_file_is_one_line_exit_2_and_nothing_is_written(tmp_path, ma
     hints.write_text('{"a.jpg": [{"x": 1, "y": 1, "color": "#ffffff"}]}')
     out = tmp_path / "plain"
     code, _, errors = run(capsys, tmp_path / "photos", "--checkpoint", tiny_checkpoint, "--out", out, "--hints", hints)
-    assert code == 2 and "was trained without model.hints" in errors[0] and not out.exists()
+    assert code == 2 and "takes no colour hints (trained without model.hints" in errors[0] and not out.exists()

@@ -93,3 +93,28 @@ def test_a_timm_state_dict_path_loads_and_a_wrong_one_is_named(tmp_path):
 
 def test_every_lite_package_is_installed_with_its_file():
     assert all(package_file(name).is_file() for name in PACKAGES)
+
+
+def test_a_lite_release_and_checkpoint_load_without_the_package_or_a_download(tmp_path, monkeypatch, offline):
+    """Trained on the package's weights, the model's files hold every weight: inference reads neither again."""
+    from PIL import Image
+
+    from pix2color.checkpoint import save_checkpoint
+    from pix2color.config import load_config
+    from pix2color.inference import Colorizer
+    from pix2color.model_files import inference_checkpoint
+    from pix2color.release import export_release
+
+    cfg = load_config(None, [f"model.encoder={NAME}", "model.pretrained=imagenet", "data.size=64"])
+    generator = build_generator(cfg.model, 64)
+    checkpoint = tmp_path / "best.pt"
+    save_checkpoint(inference_checkpoint(cfg, generator.state_dict(), "pretrain"), checkpoint)
+    release = export_release(checkpoint, tmp_path / "release", dtype="fp32")
+    monkeypatch.setitem(sys.modules, PACKAGE, None)  # uninstalled from here on
+    photo = Image.new("RGB", (70, 50), (120, 90, 60))
+    outputs = [
+        Colorizer.from_checkpoint(path, "cpu", 64, precision="fp32").colorize(photo) for path in (checkpoint, release)
+    ]
+    assert outputs[0].tobytes() == outputs[1].tobytes() and not offline
+    expected = Colorizer(generator, render_size=64, device="cpu", precision="fp32").colorize(photo)
+    assert outputs[0].tobytes() == expected.tobytes()

@@ -139,7 +139,7 @@ def test_frozen_batchnorm_keeps_the_encoders_statistics_while_its_weights_train(
     assert norms and not any(m.training for m in norms) and all(m.training for m in decoder_norms)
     before = [m.running_mean.clone() for m in norms]
     generator(_lightness()).mean().backward()
-    assert all(torch.equal(m.running_mean, b) for m, b in zip(norms, before))
+    assert all(torch.equal(m.running_mean, b) for m, b in zip(norms, before, strict=True))
     assert all(p.grad is not None for p in generator.encoder.parameters())
     generator.freeze_encoder(True)
     generator.freeze_encoder(False)  # unfreezing the encoder leaves its statistics frozen

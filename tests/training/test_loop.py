@@ -200,9 +200,11 @@ def test_stage2_best_pt_is_its_starting_weights_until_an_epoch_beats_them(
     from pix2color.training.loop import Loop
 
     measure = Loop.measure
-    shifted = lambda loop, when: (lambda s: s if when == "start" else s | {"psnr": s["psnr"] + epochs_psnr_shift})(
-        measure(loop, when)
-    )
+
+    def shifted(loop, when: str) -> dict[str, float]:
+        summary = measure(loop, when)
+        return summary if when == "start" else summary | {"psnr": summary["psnr"] + epochs_psnr_shift}
+
     monkeypatch.setattr(Loop, "measure", shifted)
     run = tmp_path / "run"
     assert train(photos, run, f"stage2.init_from={tiny_checkpoint}", "--stage", "gan") == 0

@@ -54,10 +54,10 @@ def test_stage1_trains_the_decoder_alone_for_the_encoder_frozen_share_then_the_w
     encoder_before = [p.detach().clone() for p in encoder.parameters()]
     decoder_before = [p.detach().clone() for p in decoder.parameters()]
     pretrain.step(batch(), Progress(0, 0.4))
-    assert all(torch.equal(a, b) for a, b in zip(encoder_before, encoder.parameters()))
-    assert not all(torch.equal(a, b) for a, b in zip(decoder_before, decoder.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(encoder_before, encoder.parameters(), strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(decoder_before, decoder.parameters(), strict=True))
     pretrain.step(batch(1), Progress(1, 0.5))
-    assert not all(torch.equal(a, b) for a, b in zip(encoder_before, encoder.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(encoder_before, encoder.parameters(), strict=True))
 
 
 def test_the_default_recipes_colorfulness_term_and_label_smoothing_join_g_and_d_losses():
