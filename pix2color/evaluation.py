@@ -10,7 +10,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader
 
@@ -38,9 +37,7 @@ def truth_hints(colorizer: Colorizer, truth: Tensor, count: int, seed: int) -> T
     """
     if not count:
         return None
-    size = colorizer.render_size
-    small = F.interpolate(truth.cpu(), (size, size), mode="bilinear", antialias=True).to(colorizer.device)
-    _, chroma = color.rgb_to_l_chroma(small, colorizer.space)
+    _, chroma = color.rgb_to_l_chroma(colorizer.shrink(truth), colorizer.space)
     return evaluation_hints(chroma, count, seed)
 
 

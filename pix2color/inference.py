@@ -87,43 +87,26 @@ class Colorizer:
         batch_size: int = 8,
         backend: Backend = "torch",
         precision: str = "auto",
+        model: ModelFile | None = None,
     ) -> Colorizer:
         """Load a stage 1 or stage 2 checkpoint, or a release folder; ``render_size`` defaults to its training size.
 
         ``backend`` "onnxruntime" runs the generator with ONNX Runtime on the CPU (faster there; see
         :mod:`pix2color.onnx_runtime`; always fp32), "torch" with PyTorch on ``device`` at ``precision``.
+        ``model``: the file at ``path`` already read (:func:`~pix2color.model_files.read_model_file`), so that a
+        caller that also reports its training record reads it once; ``path`` then names it in errors.
 
         Raises:
             CheckpointError: the checkpoint is missing, truncated or for another architecture.
             ConfigError: a render size that is not a multiple of 32, an unknown backend, onnxruntime with
                 a CUDA device or not installed, or another bad setting.
         """
-        return cls.from_model_file(
-            read_model_file(path), path, device, render_size, saturation, batch_size, backend, precision
-        )
-
-    from_pretrained = from_checkpoint  # the name model hubs use, for a folder written by pix2color-export --release
-
-    @classmethod
-    def from_model_file(
-        cls,
-        model: ModelFile,
-        source: str | Path,
-        device: str = "auto",
-        render_size: int | None = None,
-        saturation: float = 1.0,
-        batch_size: int = 8,
-        backend: Backend = "torch",
-        precision: str = "auto",
-    ) -> Colorizer:
-        """:meth:`from_checkpoint` on a model file already read (``source`` names it in errors), so a caller that
-        also reports its training record reads it once."""
         if backend not in BACKENDS:
             raise ConfigError(f"backend {backend!r} is not valid; valid backends: {', '.join(BACKENDS)}.")
         device = resolve_device("cpu" if backend == "onnxruntime" and device == "auto" else device)
         if backend == "onnxruntime" and device.type != "cpu":
             raise ConfigError(f"the onnxruntime backend runs on the CPU; ask for device cpu, not {device.type}.")
-        generator, cfg = rebuild_generator(model, source)
+        generator, cfg = rebuild_generator(model or read_model_file(path), path)
         size = cfg.data.size if render_size is None else render_size
         colorizer = cls(generator, cfg.color.space, size, saturation, device, batch_size, precision)
         if backend == "onnxruntime":  # exported once the settings have passed their checks
@@ -131,6 +114,8 @@ class Colorizer:
 
             colorizer.generator = OnnxGenerator.from_module(colorizer.generator, size)
         return colorizer
+
+    from_pretrained = from_checkpoint  # the name model hubs use, for a folder written by pix2color-export --release
 
     def colorize(
         self,
@@ -227,9 +212,13 @@ class Colorizer:
         lightness is taken, as the training crops were. The shrink runs on the CPU: its uint8
         antialiased kernel is fast and takes any factor (CUDA's fails at large ones).
         """
+        return color.rgb_to_lightness(self.shrink(rgb, render_size), self.space)
+
+    def shrink(self, rgb: Tensor, render_size: int | None = None) -> Tensor:
+        """(B, 3, H, W) uint8 -> (B, 3, S, S) uint8 on the device, as the model sees the photo; S as in
+        :meth:`render_lightness`."""
         size = self.render_size if render_size is None else _checked_render_size(render_size)
-        small = F.interpolate(rgb.cpu(), (size, size), mode="bilinear", antialias=True)
-        return color.rgb_to_lightness(small.to(self.device), self.space)
+        return F.interpolate(rgb.cpu(), (size, size), mode="bilinear", antialias=True).to(self.device)
 
     @torch.inference_mode()
     def predict_chroma(self, lightness: Tensor, saturation: float | None = None, hints: Tensor | None = None) -> Tensor:

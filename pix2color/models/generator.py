@@ -114,6 +114,7 @@ class Generator(nn.Module):
         self.head = head if head is not None else nn.Identity()
         self.encoder_frozen = False
         self.batchnorm_frozen = batchnorm_frozen
+        self.takes_hints = _input_channels(self.encoder) > 1  # model.hints: the U-Net reads hints beside L
         if fusion is not None:
             self.encoder.register_forward_hook(self._fuse)
 
@@ -121,11 +122,6 @@ class Generator(nn.Module):
     def encoder(self) -> nn.Module:
         """The pretrained body, the U-Net's first layer."""
         return self.unet[0]
-
-    @property
-    def takes_hints(self) -> bool:
-        """Whether the U-Net reads hint chroma and mask beside L (``model.hints``)."""
-        return _input_channels(self.encoder) > 1
 
     def forward(self, lightness: Tensor, decode: bool = True, hints: Tensor | None = None) -> Tensor:
         """Predict chroma.

@@ -44,7 +44,7 @@ class ServedModel:
             CheckpointError, ConfigError: as :meth:`Colorizer.from_checkpoint`.
         """
         model_file = read_model_file(checkpoint)  # read once: the weights and the training record
-        colorizer = Colorizer.from_model_file(model_file, checkpoint, device, render_size, batch_size=max_batch)
+        colorizer = Colorizer.from_checkpoint(checkpoint, device, render_size, batch_size=max_batch, model=model_file)
         model = cls(colorizer, checkpoint_info(model_file))
         model.colorize(Settings(colorizer.render_size, 1.0), [Image.new("RGB", (32, 32), (128, 128, 128))])
         return model
