@@ -58,9 +58,9 @@ def _parse_hint(item: Any, where: str) -> Hint:
         raise UserError(f"{where} must be an object with x, y and either color or lab, like {_EXAMPLE}.")
     numbers = {key: item.get(key, DEFAULT_SIZE) for key in ("x", "y", "size")}
     if not all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in numbers.values()):
-        raise UserError(f"{where}: x, y and size must be numbers, got {numbers}.")
-    if not all(math.isfinite(value) for value in numbers.values()):
-        raise UserError(f"{where}: x, y and size must be finite numbers, got {numbers}.")
+        raise UserError(f"{where}: x, y and size must be numbers, got {_short(numbers)}.")
+    if not all(_finite(value) for value in numbers.values()):
+        raise UserError(f"{where}: x, y and size must be finite numbers, got {_short(numbers)}.")
     if not 0 < numbers["size"] <= MAX_SIZE:
         raise UserError(f"{where}: size={numbers['size']} must be above 0 and at most {MAX_SIZE:g} pixels.")
     rgb = _hex_rgb(item["color"], where) if "color" in item else _lab_rgb(item["lab"], where)
@@ -69,16 +69,32 @@ def _parse_hint(item: Any, where: str) -> Hint:
 
 def _hex_rgb(text: Any, where: str) -> tuple[float, float, float]:
     if not isinstance(text, str) or not HEX.match(text):
-        raise UserError(f"{where}: color={text!r} is not an RGB hex colour like '#b03a2e'.")
+        raise UserError(f"{where}: color={_short(text)} is not an RGB hex colour like '#b03a2e'.")
     return tuple(int(text[i : i + 2], 16) / 255 for i in (1, 3, 5))
 
 
 def _lab_rgb(ab: Any, where: str) -> tuple[float, float, float]:
     """Lab (a, b) taken at L 50, as the RGB colour nearest to it in the sRGB cube."""
-    if not (isinstance(ab, list) and len(ab) == 2 and all(isinstance(v, (int, float)) for v in ab)):
-        raise UserError(f"{where}: lab={ab!r} must be two numbers [a, b], e.g. [45.5, 30.2].")
+    if not (isinstance(ab, list) and len(ab) == 2 and all(_finite(v) for v in ab)):
+        raise UserError(f"{where}: lab={_short(ab)} must be two numbers [a, b], e.g. [45.5, 30.2].")
     lab = torch.tensor([color.L_CENTER, *ab], dtype=torch.float64).view(1, 3, 1, 1)
     return tuple(kornia.color.lab_to_rgb(lab).clamp(0, 1).flatten().tolist())
+
+
+def _finite(value: Any) -> bool:
+    """Whether ``value`` is a number (not a bool) with a finite float value; a JSON integer may be too large."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, so that a number of a thousand digits stays one short line."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def check_inside(hints: Sequence[Hint], width: int, height: int, where: str) -> None:

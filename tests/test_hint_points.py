@@ -37,6 +37,9 @@ def test_hints_parse_from_hex_or_lab_with_a_default_size():
         ([{"x": 1, "y": 2, "color": "red"}], "h: hint 1: color='red' is not an RGB hex colour"),
         ([{"x": 1, "y": 2, "lab": [1]}], r"lab=\[1\] must be two numbers"),
         ([{"x": "1", "y": 2, "color": "#ff0000"}], "x, y and size must be numbers"),
+        ([{"x": 10**400, "y": 2, "color": "#ff0000"}], r"x, y and size must be finite numbers, got \{'x': 1000"),
+        ([{"x": 1, "y": 2, "lab": [float("nan"), 0]}], r"lab=\[nan, 0\] must be two numbers"),
+        ([{"x": 1, "y": 2, "lab": [True, 0]}], r"lab=\[True, 0\] must be two numbers"),
         ([{"x": 1, "y": 2, "color": "#ff0000"}, {"x": 1, "y": 2, "color": "#00ff00", "size": 0}], "hint 2: size=0"),
     ],
 )
