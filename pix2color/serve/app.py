@@ -1,7 +1,7 @@
 """The HTTP API and the web page: routes, the token check, the bounded queue and JSON errors.
 
 Every API answer that is not an image is JSON; an error is ``{"detail": "<one sentence>"}`` with status 400
-(a bad image or parameter), 401 (no or wrong token), 413 (too large), 415 (not a form upload) or 503 (queue
+(a bad image, parameter or hint), 401 (no or wrong token), 413 (too large), 415 (not a form upload) or 503 (queue
 full or timed out, with ``Retry-After``). No route takes a path from the client.
 """
 
@@ -25,10 +25,20 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from pix2color import __version__
+from pix2color.hint_points import MAX_HINTS
 from pix2color.serve.batching import Batcher
-from pix2color.serve.model import MAX_RENDER_SIZE, ServedModel, Settings
+from pix2color.serve.hint_field import check_hints, read_hints
+from pix2color.serve.model import MAX_RENDER_SIZE, Photo, ServedModel, Settings
 from pix2color.serve.options import ServeOptions
-from pix2color.serve.uploads import FIELD, MEDIA_TYPES, decode_upload, encode_image, read_upload
+from pix2color.serve.uploads import (
+    FIELD,
+    HINTS_FIELD,
+    MAX_HINT_BYTES,
+    MEDIA_TYPES,
+    decode_upload,
+    encode_image,
+    read_upload,
+)
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_SATURATION = 4.0
@@ -48,7 +58,17 @@ UPLOAD_BODY = {
                 "schema": {
                     "type": "object",
                     "required": [FIELD],
-                    "properties": {FIELD: {"type": "string", "format": "binary", "description": "the photo"}},
+                    "properties": {
+                        FIELD: {"type": "string", "format": "binary", "description": "the photo"},
+                        HINTS_FIELD: {
+                            "type": "string",
+                            "description": (
+                                "optional colour hints for a model that takes them (GET /v1/model: hints), the "
+                                'JSON list pix2color-infer --hints reads: [{"x": 120, "y": 80, "color": '
+                                '"#b03a2e", "size": 8}], x and y in the photo\'s pixels'
+                            ),
+                        },
+                    },
                 }
             }
         },
@@ -57,7 +77,7 @@ UPLOAD_BODY = {
 ERRORS = {
     code: {"description": text, "content": {"application/json": {"example": {"detail": "One sentence."}}}}
     for code, text in {
-        400: "a bad image or parameter",
+        400: "a bad image, parameter or hint",
         401: "no or wrong token",
         413: "upload or image too large",
         415: "not a multipart/form-data upload",
@@ -129,7 +149,8 @@ def create_app(model: ServedModel, options: ServeOptions) -> FastAPI:
 
     @app.get("/v1/model", dependencies=[Depends(guard)], responses=ERRORS)
     async def model_info() -> dict[str, Any]:
-        """The checkpoint (encoder, stage, training metrics), the default render size and the server's limits."""
+        """The checkpoint (encoder, stage, training metrics, whether it takes hints), the default render size and
+        the server's limits."""
         limits = {
             "max_upload_bytes": options.max_upload_bytes,
             "max_pixels": options.max_pixels,
@@ -139,6 +160,8 @@ def create_app(model: ServedModel, options: ServeOptions) -> FastAPI:
             "timeout_s": options.timeout_s,
             "max_saturation": MAX_SATURATION,
             "formats": list(MEDIA_TYPES),
+            "max_hints": MAX_HINTS,
+            "max_hint_bytes": MAX_HINT_BYTES,
         }
         return model.info | {"limits": limits}
 
@@ -158,13 +181,17 @@ def create_app(model: ServedModel, options: ServeOptions) -> FastAPI:
         saturation: Annotated[float, Query(ge=0, le=MAX_SATURATION, description="factor on the colors")] = 1.0,
         fmt: Annotated[Literal["png", "jpg"], Query(alias="format", description="output format")] = "png",
     ) -> Response:
-        """Colorize the uploaded photo (multipart field `file`); the answer has the photo's full size."""
+        """Colorize the uploaded photo (multipart field `file`, colour hints in the optional field `hints`); the
+        answer has the photo's full size."""
         async with admission.slot():
-            data = await read_upload(request, options.max_upload_bytes)
-            image = await run_in_threadpool(decode_upload, data, options.max_pixels)
+            received = await read_upload(request, options.max_upload_bytes)
+            hints = await run_in_threadpool(read_hints, received.hints)
+            image = await run_in_threadpool(decode_upload, received.photo, options.max_pixels)
+            check_hints(hints, image, model.colorizer.takes_hints)
             settings = Settings(render_size or model.colorizer.render_size, saturation)
             try:
-                done = await batcher.submit(image, settings, image.width * image.height, options.timeout_s)
+                pixels = image.width * image.height
+                done = await batcher.submit(Photo(image, hints), settings, pixels, options.timeout_s)
             except TimeoutError:
                 why = f"the photo was not colorized within {options.timeout_s:g} s"
                 raise busy(why, admission.retry_after()) from None

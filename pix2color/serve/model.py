@@ -1,4 +1,5 @@
-"""The served model: the checkpoint's generator behind every render size and saturation a request asks for."""
+"""The served model: the checkpoint's generator behind every render size and saturation a request asks for, each
+photo with its own colour hints."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from PIL import Image
 
+from pix2color.hint_points import Hint
 from pix2color.inference import Colorizer
 from pix2color.model_files import ModelFile, read_model_file
 
@@ -24,6 +26,14 @@ class Settings:
     saturation: float
 
 
+@dataclass(frozen=True)
+class Photo:
+    """One photo for the model and its colour hints (points in its own pixels; none: automatic colorization)."""
+
+    image: Image.Image
+    hints: tuple[Hint, ...] = ()
+
+
 class ServedModel:
     """One :class:`Colorizer`, loaded once; each batch runs through it at the batch's settings.
 
@@ -34,7 +44,11 @@ class ServedModel:
 
     def __init__(self, colorizer: Colorizer, info: dict[str, Any]):
         self.colorizer = colorizer
-        self.info = info | {"render_size": colorizer.render_size, "device": str(colorizer.device)}
+        self.info = info | {
+            "render_size": colorizer.render_size,
+            "device": str(colorizer.device),
+            "hints": colorizer.takes_hints,
+        }
 
     @classmethod
     def load(cls, checkpoint: str | Path, device: str, render_size: int | None, max_batch: int) -> ServedModel:
@@ -46,12 +60,18 @@ class ServedModel:
         model_file = read_model_file(checkpoint)  # read once: the weights and the training record
         colorizer = Colorizer.from_checkpoint(checkpoint, device, render_size, batch_size=max_batch, model=model_file)
         model = cls(colorizer, checkpoint_info(model_file))
-        model.colorize(Settings(colorizer.render_size, 1.0), [Image.new("RGB", (32, 32), (128, 128, 128))])
+        model.colorize(Settings(colorizer.render_size, 1.0), [Photo(Image.new("RGB", (32, 32), (128, 128, 128)))])
         return model
 
-    def colorize(self, settings: Settings, images: Sequence[Image.Image]) -> list[Image.Image]:
-        """Colour ``images`` in one forward pass (chunks of the batch size) at ``settings``."""
-        return self.colorizer.colorize_batch(images, render_size=settings.render_size, saturation=settings.saturation)
+    def colorize(self, settings: Settings, photos: Sequence[Photo]) -> list[Image.Image]:
+        """Colour ``photos`` at ``settings``, each with its own hints, in one forward pass (chunks of the batch
+        size)."""
+        return self.colorizer.colorize_batch(
+            [photo.image for photo in photos],
+            render_size=settings.render_size,
+            saturation=settings.saturation,
+            hints=[photo.hints for photo in photos],
+        )
 
 
 def checkpoint_info(model: ModelFile) -> dict[str, Any]:

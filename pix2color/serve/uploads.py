@@ -1,17 +1,20 @@
 """Uploads in, images out: the body read under a size cap, the file judged by decoding it, the result encoded.
 
 Nothing here trusts the client's file name or content type: a photo is whatever Pillow decodes (with the same
-decompression-bomb pixel cap as ``infer.py``), and the name is never used.
+decompression-bomb pixel cap as ``infer.py``), and the name is never used. The optional ``hints`` field (colour
+hints as JSON, read by :mod:`.hint_field`) is read under its own cap.
 """
 
 from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import dataclass
 
 from fastapi import HTTPException, Request
 from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as FormError
 from starlette.types import Message, Receive
 
 from pix2color.data import DEFAULT_MAX_PIXELS, open_image
@@ -21,6 +24,8 @@ from pix2color.image_files import save_image
 MEDIA_TYPES = {"png": "image/png", "jpg": "image/jpeg"}
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and part headers, on top of the file itself
 FIELD = "file"
+HINTS_FIELD = "hints"
+MAX_HINT_BYTES = 64 * 1024  # the hints field: room for hint_points.MAX_HINTS hints, pretty-printed
 
 
 class UploadTooLarge(Exception):
@@ -36,35 +41,69 @@ class Upload(io.BytesIO):
     __str__ = __repr__
 
 
-async def read_upload(request: Request, max_bytes: int) -> bytes:
-    """The bytes of the ``file`` field of a multipart/form-data request, refused once they pass ``max_bytes``.
+@dataclass(frozen=True)
+class Received:
+    """What a colorize request sent: the photo's bytes and the ``hints`` field's bytes (None when absent)."""
+
+    photo: bytes
+    hints: bytes | None
+
+
+async def read_upload(request: Request, max_bytes: int) -> Received:
+    """The ``file`` field (and the optional ``hints`` field) of a multipart/form-data request, refused once the
+    photo passes ``max_bytes`` or the hints :data:`MAX_HINT_BYTES`.
 
     The cap is enforced while the body streams in: a client cannot make the server store more than
-    ``max_bytes`` plus :data:`FORM_OVERHEAD`, whatever its Content-Length says (or leaves out).
+    ``max_bytes`` plus :data:`FORM_OVERHEAD` and :data:`MAX_HINT_BYTES`, whatever its Content-Length says (or
+    leaves out). The hints may come as a text field or as a file (``curl -F hints=@hints.json``).
 
     Raises:
         HTTPException: 415 (not multipart/form-data), 413 (too large), 400 (no ``file`` field, bad form).
     """
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise HTTPException(415, f"send the photo as multipart/form-data in a field named '{FIELD}'.")
-    limit = max_bytes + FORM_OVERHEAD
+    limit = max_bytes + FORM_OVERHEAD + MAX_HINT_BYTES
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise _too_large(max_bytes)
     capped = Request(request.scope, _capped(request.receive, limit))
     try:
-        form = await capped.form(max_files=1, max_fields=16)
+        form = await capped.form(max_files=2, max_fields=16, max_part_size=MAX_HINT_BYTES)
     except UploadTooLarge:
         raise _too_large(max_bytes) from None
-    upload = form.get(FIELD)
+    except FormError as exc:  # the multipart parser's own sentence: too many fields, a text field too long, ...
+        raise HTTPException(
+            400,
+            f"the form cannot be read ({str(exc.detail).rstrip('.')}); send the photo in the field '{FIELD}' and "
+            f"any hints as at most {MAX_HINT_BYTES // 1024} KB of JSON in the field '{HINTS_FIELD}'.",
+        ) from None
+    try:
+        return Received(await _photo(form.get(FIELD), max_bytes), await _hints(form.get(HINTS_FIELD)))
+    finally:
+        await form.close()
+
+
+async def _photo(upload: UploadFile | str | None, max_bytes: int) -> bytes:
+    """The photo's bytes: the field must hold a non-empty file within ``max_bytes``."""
     if not isinstance(upload, UploadFile):
         raise HTTPException(400, f"the form has no file in a field named '{FIELD}'; attach the photo there.")
     data = await upload.read()
-    await form.close()
     if len(data) > max_bytes:
         raise _too_large(max_bytes)
     if not data:
         raise HTTPException(400, "the uploaded file is empty; attach a photo.")
+    return data
+
+
+async def _hints(field: UploadFile | str | None) -> bytes | None:
+    """The hints field's bytes, text or file, within :data:`MAX_HINT_BYTES`; None when the form has none."""
+    if field is None:
+        return None
+    data = field.encode() if isinstance(field, str) else await field.read(MAX_HINT_BYTES + 1)
+    if len(data) > MAX_HINT_BYTES:
+        raise HTTPException(
+            413, f"the '{HINTS_FIELD}' field is larger than this server's limit of {MAX_HINT_BYTES // 1024} KB."
+        )
     return data
 
 

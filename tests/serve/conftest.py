@@ -1,4 +1,5 @@
-"""Real ``pix2color-serve`` processes on loopback for the API and page tests, started once per session."""
+"""Real ``pix2color-serve`` processes on loopback for the API and page tests, started once per session, and a tiny
+model that takes colour hints for them to serve."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 TOKEN = "test-token-0123456789abcdef"
 STARTUP_S = 180  # torch and fastai imports plus the warm-up pass, on two busy cores
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+HINT_GAIN = 2.0  # the hinted test model's output logits move by this much per unit of hint chroma
 
 
 class Server:
@@ -63,13 +65,61 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def servers(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
+def hinted_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 64 px resnet18 U-Net built with ``model.hints`` whose hints reach its output, as a weights-only checkpoint.
+
+    Random weights (seed 0), as ``tiny_checkpoint``, except in fastai's last cross block, which reads the U-Net's
+    input (L, hint chroma, hint mask) beside the decoder's features: there the hint chroma is passed on unchanged
+    and the final conv adds :data:`HINT_GAIN` times it to the output logits. So a hinted pixel comes out with
+    about its hint's chroma, and an unhinted one as the random model colours it. Not a trained model: the tests
+    that serve it check that each hint reaches the model at its place with its colour, which this makes visible
+    in the output, in a second instead of minutes of training.
+    """
+    import torch
+
+    from pix2color.checkpoint import save_checkpoint
+    from pix2color.config import load_config
+    from pix2color.model_files import inference_checkpoint
+    from pix2color.models.generator import build_generator
+
+    cfg = load_config(None, ["model.pretrained=none", "data.size=64", "model.hints=true"])
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        generator = build_generator(cfg.model, cfg.data.size)
+    pass_hints_to_output(generator)
+    path = tmp_path_factory.mktemp("hinted") / "hinted.pt"
+    save_checkpoint(inference_checkpoint(cfg, generator.state_dict(), "pretrain"), path)
+    return path
+
+
+def pass_hints_to_output(generator) -> None:
+    """Set the last cross block and final conv of a hinted generator as :func:`hinted_checkpoint` describes."""
+    import torch
+
+    block, final = generator.unet.layers[-3], generator.unet.layers[-2][0]
+    # ResBlock: relu(convs(x) + x) on x = cat(features, L, hint a, hint b, mask); then a 1x1 conv to (a, b) logits
+    assert generator.takes_hints and len(block.idpath) == 0 and final.out_channels == 2, "fastai's U-Net changed"
+    with torch.no_grad():
+        last = block.convpath[-1][0]
+        last.weight[-4:] = 0
+        last.bias[-4:] = 1  # relu(1 + x) = 1 + x for L and the hints, all in [-1, 1]
+        final.weight[:, -4:] = 0
+        for output, channel in ((0, -3), (1, -2)):  # a from hint a, b from hint b
+            final.weight[output, channel] = HINT_GAIN
+            final.bias[output] -= HINT_GAIN
+
+
+@pytest.fixture(scope="session")
+def servers(
+    tiny_checkpoint: Path, hinted_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Server]]:
     """Two servers started side by side (their start-ups overlap): "open" (no token, one photo at a time, a
-    1 MB upload cap) and "token" (``--token``, defaults otherwise)."""
+    1 MB upload cap; a model without hints) and "token" (``--token``, defaults otherwise; the model that takes
+    hints of :func:`hinted_checkpoint`)."""
     logs = tmp_path_factory.mktemp("serve_logs")
     started = {
         "open": Server(tiny_checkpoint, logs, "--queue", "1", "--max-batch", "1", "--max-upload-mb", "1"),
-        "token": Server(tiny_checkpoint, logs, env={"PIX2COLOR_TOKEN": TOKEN}),
+        "token": Server(hinted_checkpoint, logs, env={"PIX2COLOR_TOKEN": TOKEN}),
     }
     try:
         started["open"].wait_ready()

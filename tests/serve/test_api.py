@@ -199,12 +199,14 @@ def test_a_full_queue_answers_503_with_retry_after_and_the_server_keeps_serving(
     assert decoded(post(open_server, png_bytes(photo()))).size == (48, 40)
 
 
-def wait_until_in_flight(server: Server, count: int, timeout_s: float = 30) -> None:
+def wait_until_in_flight(
+    server: Server, count: int, timeout_s: float = 30, headers: dict[str, str] | None = None
+) -> None:
     import time
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if httpx.get(f"{server.url}/v1/health").json()["in_flight"] >= count:
+        if httpx.get(f"{server.url}/v1/health", headers=headers).json()["in_flight"] >= count:
             return
         time.sleep(0.02)
     pytest.fail(f"the server never had {count} requests in flight")

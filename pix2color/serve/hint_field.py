@@ -1,0 +1,60 @@
+"""The ``hints`` form field of ``POST /v1/colorize``: the CLI's JSON list of colour hints, read and checked.
+
+The field holds what ``pix2color-infer --hints`` reads for one photo (:mod:`pix2color.hint_points`): a list of
+``{"x": .., "y": .., "color": "#b03a2e", "size": 8}`` in the uploaded photo's own pixels. Every check the CLI
+makes answers here as a 400 with its one sentence naming the field and the hint.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from fastapi import HTTPException
+from PIL import Image
+
+from pix2color.errors import UserError
+from pix2color.hint_points import Hint, check_inside, parse_hints
+from pix2color.serve.uploads import HINTS_FIELD
+
+WHERE = f"the form field '{HINTS_FIELD}'"
+
+
+def read_hints(data: bytes | None) -> tuple[Hint, ...]:
+    """The hints in the field's JSON; none when the form has no such field.
+
+    Raises:
+        HTTPException: 400 naming what is wrong: not JSON, not a list of at most ``MAX_HINTS`` hints, or a hint
+            with a bad position, size or colour.
+    """
+    if data is None:
+        return ()
+    try:
+        items = json.loads(data)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, a huge integer, deep nesting
+        raise HTTPException(
+            400, f'{WHERE} is not valid JSON ({exc}); send a list like [{{"x": 120, "y": 80, "color": "#b03a2e"}}].'
+        ) from None
+    try:
+        return tuple(parse_hints(items, WHERE))
+    except UserError as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
+def check_hints(hints: Sequence[Hint], image: Image.Image, takes_hints: bool) -> None:
+    """Whether the model can take ``hints`` for ``image``: one that reads hints (``takes_hints``), each hint inside
+    the photo (in its pixels once EXIF orientation is applied, as the CLI counts them).
+
+    Raises:
+        HTTPException: 400 naming the model's lack of hints or the first hint outside the photo.
+    """
+    if hints and not takes_hints:
+        raise HTTPException(
+            400,
+            f"this server's model takes no colour hints (it was trained without model.hints); leave out {WHERE} "
+            "or serve a model trained with hints.",
+        )
+    try:
+        check_inside(hints, image.width, image.height, WHERE)
+    except UserError as exc:
+        raise HTTPException(400, str(exc)) from None
