@@ -1,6 +1,7 @@
-// The pix2color page: pick or drop a photo, colorize it through POST v1/colorize, compare, download.
-// Plain JavaScript, no build step, nothing loaded from elsewhere.
-"use strict";
+// The pix2color page: pick or drop a photo, colorize it through POST v1/colorize, compare, download; for a
+// model that takes them, colour hints (hints.js) go with the photo. Plain JavaScript modules, no build step,
+// nothing loaded from elsewhere.
+import { hintCount, hintsField, resetHints, setUpHints, showHintTools } from "./hints.js";
 
 const $ = (id) => document.getElementById(id);
 const RENDER_SIZES = [128, 192, 256, 320, 384, 512, 768, 1024];
@@ -43,8 +44,11 @@ async function loadModel() {
   const metrics = Object.entries(info.metrics || {})
     .filter(([name]) => ["psnr", "colorfulness"].includes(name))
     .map(([name, value]) => `${name} ${value === null ? "–" : value.toFixed(2)}`);
-  $("model").textContent = [`${info.encoder}`, `stage ${info.stage}`, `trained at ${info.training_size} px`, ...metrics]
-    .join(" · ");
+  const hints = info.hints ? ["takes colour hints"] : [];
+  $("model").textContent = [
+    `${info.encoder}`, `stage ${info.stage}`, `trained at ${info.training_size} px`, ...metrics, ...hints,
+  ].join(" · ");
+  showHintTools(Boolean(info.hints));
   const select = $("render-size");
   const sizes = new Set([info.render_size, ...RENDER_SIZES.filter((s) => s <= info.max_render_size)]);
   select.replaceChildren(...[...sizes].sort((a, b) => a - b).map((size) => {
@@ -60,6 +64,8 @@ function choose(file) {
   if (beforeUrl) URL.revokeObjectURL(beforeUrl);
   beforeUrl = URL.createObjectURL(file);
   $("before").src = beforeUrl;
+  $("viewer").hidden = true;  // until this photo's result: points go on the photo they belong to
+  resetHints(file.name);
   colorize();
 }
 
@@ -70,6 +76,9 @@ async function colorize() {
   setStatus(`Colorizing ${photo.name}…`, "busy");
   const form = new FormData();
   form.append("file", photo);
+  const hints = hintsField();
+  if (hints) form.append("hints", hints);
+  const count = hintCount();
   const query = new URLSearchParams({ saturation: $("saturation").value, render_size: $("render-size").value });
   let response;
   try {
@@ -90,8 +99,9 @@ async function colorize() {
   const after = $("after");
   after.onload = () => {
     const seconds = ((performance.now() - started) / 1000).toFixed(2);
-    const render = response.headers.get("X-Render-Size");
-    setStatus(`Colorized ${after.naturalWidth}×${after.naturalHeight} in ${seconds} s (render size ${render}).`, "done");
+    const render = `render size ${response.headers.get("X-Render-Size")}`;
+    const points = count ? `, ${count} hint${count === 1 ? "" : "s"}` : "";
+    setStatus(`Colorized ${after.naturalWidth}×${after.naturalHeight} in ${seconds} s (${render}${points}).`, "done");
   };
   after.src = resultUrl;
   $("viewer").hidden = false;
@@ -129,6 +139,7 @@ function setUp() {
   $("split").addEventListener("input", (event) => $("viewer").style.setProperty("--split", `${event.target.value}%`));
   $("before").addEventListener("error", () => $("viewer").classList.toggle("no-before", Boolean(photo)));
   $("before").addEventListener("load", () => $("viewer").classList.remove("no-before"));
+  setUpHints({ changed: later, report: (text) => setStatus(text, "error") });
   loadModel();
 }
 
