@@ -123,16 +123,17 @@ def test_hint_points_on_the_page_color_the_photo_where_they_lie(browser, token_s
     for (x, y), color in zip(points, (RED, BLUE), strict=True):
         page.click_photo(x, y, (240, 720))
         swatch = browser.find_elements(By.CSS_SELECTOR, "#hint-list input[type=color]")[-1]
-        shown = np.asarray(automatic.convert("RGB"))[y - 4 : y + 4, x - 4 : x + 4].reshape(-1, 3).mean(axis=0)
-        assert np.abs(hex_rgb(swatch.get_attribute("value")) - shown).max() <= 3  # starts as the colour there
+        placed = page.saved_hints()[-1]
+        assert abs(placed["x"] - x) <= 1 and abs(placed["y"] - y) <= 1, placed  # the photo's pixels, not the display's
+        left, top = placed["x"] - 3, placed["y"] - 3  # its 8 x 8 square
+        shown = np.asarray(automatic.convert("RGB"))[top : top + 8, left : left + 8].reshape(-1, 3).mean(axis=0)
+        assert np.abs(hex_rgb(swatch.get_attribute("value")) - shown).max() <= 1  # starts as the colour there
         script = "arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('input', {bubbles: true}))"
         browser.execute_script(script, swatch, color)  # what picking a colour does
     hinted = page.result("2 hints")
     assert moved_toward(hinted, automatic, *points[0], RED) and moved_toward(hinted, automatic, *points[1], BLUE)
     saved = page.saved_hints()
     assert [(hint["color"], hint["size"]) for hint in saved] == [(RED, 8), (BLUE, 8)]
-    for hint, (x, y) in zip(saved, points, strict=True):  # in the photo's pixels, not the display's
-        assert abs(hint["x"] - x) <= 1 and abs(hint["y"] - y) <= 1, (hint, x, y)
 
     width = page.shown_size()[0]
     ActionChains(browser).drag_and_drop_by_offset(
