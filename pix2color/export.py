@@ -1,9 +1,11 @@
 """A checkpoint's generator as a file that runs without pix2color: ONNX or TorchScript.
 
 Both map lightness (B, 1, H, W), normalized to [-1, 1], to chroma (B, 2, H, W) in [-1, 1], in the color
-space of the checkpoint's config (``pix2color.color`` has the scaling); batch and H, W (multiples of 32)
-are free; they run in float32 with the EMA weights when the checkpoint has them. ONNX needs the
-``export`` extra. torch loads only when a model is written, so a CLI's ``--help`` stays fast.
+space of the checkpoint's config (``pix2color.color`` has the scaling); a model trained with ``model.hints``
+takes hints (B, 3, H, W) as its second input (``pix2color.hints``: hint chroma, 0 where there is none, and a
+0/1 mask); batch and H, W (multiples of 32) are free; they run in float32 with the EMA weights when the
+checkpoint has them. ONNX needs the ``export`` extra. torch loads only when a model is written, so a CLI's
+``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -47,10 +49,12 @@ def export(checkpoint: str | Path, fmt: str, out: str | Path | None = None, size
 
 
 def export_torchscript(generator: nn.Module, size: int, out: BinaryIO) -> None:
-    """Write ``generator`` as TorchScript, traced at (1, 1, ``size``, ``size``); any batch and H, W run later."""
+    """Write ``generator`` as TorchScript, traced at (1, 1, ``size``, ``size``) (and hints, for a model that takes
+    them); any batch and H, W run later."""
     import torch
 
-    from pix2color.onnx_runtime import quiet_tracing
+    from pix2color.onnx_runtime import quiet_tracing, traced_inputs
 
+    module, examples, _ = traced_inputs(generator, size)
     with quiet_tracing():
-        torch.jit.save(torch.jit.trace(generator, torch.zeros(1, 1, size, size)), out)
+        torch.jit.save(torch.jit.trace(module, examples), out)

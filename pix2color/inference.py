@@ -196,8 +196,8 @@ class Colorizer:
         """Raises UserError unless the model reads colour hints."""
         if not self.takes_hints:
             raise UserError(
-                "this model takes no colour hints: it was trained without model.hints, or it runs on the "
-                "onnxruntime backend, which reads L alone; remove the hints or use the torch backend."
+                "this model takes no colour hints: it was trained without model.hints; remove the hints, or "
+                "colorize with a model trained with model.hints: true."
             )
 
     @property

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from pix2color.errors import ConfigError
+from pix2color.hints import HINT_CHANNELS
 
 ONNX_OPSET = 17
 DYNAMIC_AXES = {0: "batch", 2: "height", 3: "width"}
@@ -33,7 +34,7 @@ def quiet_tracing() -> Iterator[None]:
 
 def export_onnx(generator: nn.Module, size: int, out: str | Path | BinaryIO) -> None:
     """Write ``generator`` as ONNX, traced at 1 x 1 x ``size`` x ``size``: lightness (B, 1, H, W) -> chroma
-    (B, 2, H, W), batch and H, W free.
+    (B, 2, H, W), batch and H, W free; a generator that takes hints has a second input, hints (B, 3, H, W).
 
     Uses the TorchScript-based exporter, which needs only ``onnx`` (the dynamo one needs onnxscript).
 
@@ -41,17 +42,40 @@ def export_onnx(generator: nn.Module, size: int, out: str | Path | BinaryIO) -> 
         ConfigError: onnx or onnxruntime (the ``export`` extra) is not installed.
     """
     require_export_extra()
+    module, examples, names = traced_inputs(generator, size)
     with quiet_tracing():
         torch.onnx.export(
-            generator,
-            (torch.zeros(1, 1, size, size),),
+            module,
+            examples,
             out if isinstance(out, io.IOBase) else str(out),
-            input_names=["lightness"],
+            input_names=names,
             output_names=["chroma"],
-            dynamic_axes={"lightness": DYNAMIC_AXES, "chroma": DYNAMIC_AXES},
+            dynamic_axes=dict.fromkeys([*names, "chroma"], DYNAMIC_AXES),
             opset_version=ONNX_OPSET,
             dynamo=False,
         )
+
+
+def traced_inputs(generator: nn.Module, size: int) -> tuple[nn.Module, tuple[Tensor, ...], list[str]]:
+    """What an export traces: the module, example inputs at ``size`` and their names; a generator that takes
+    hints is traced through :class:`HintedForward`, with hints as its second input."""
+    lightness = torch.zeros(1, 1, size, size)
+    if not getattr(generator, "takes_hints", False):
+        return generator, (lightness,), ["lightness"]
+    wrapped = HintedForward(generator).train(generator.training)  # an export restores the wrapper's mode on both
+    return wrapped, (lightness, torch.zeros(1, HINT_CHANNELS, size, size)), ["lightness", "hints"]
+
+
+class HintedForward(nn.Module):
+    """A generator that takes hints, called with them as its second positional input, as a trace needs."""
+
+    def __init__(self, generator: nn.Module):
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, lightness: Tensor, hints: Tensor) -> Tensor:
+        """(B, 1, H, W) lightness and (B, 3, H, W) hints -> (B, 2, H, W) chroma."""
+        return self.generator(lightness, hints=hints)
 
 
 class OnnxGenerator(nn.Module):
@@ -83,10 +107,24 @@ class OnnxGenerator(nn.Module):
         export_onnx(generator.eval(), size, buffer)
         return cls(buffer.getvalue())
 
-    def forward(self, lightness: Tensor) -> Tensor:
-        """Lightness (B, 1, H, W) in [-1, 1] -> chroma (B, 2, H, W) float32 on lightness's device."""
-        inputs = {"lightness": lightness.detach().float().cpu().contiguous().numpy()}
-        (chroma,) = self.session.run(None, inputs)
+    @property
+    def takes_hints(self) -> bool:
+        """Whether the exported model reads colour hints (it has a ``hints`` input)."""
+        return "hints" in {item.name for item in self.session.get_inputs()}
+
+    def forward(self, lightness: Tensor, hints: Tensor | None = None) -> Tensor:
+        """Lightness (B, 1, H, W) in [-1, 1] (and for a model that :attr:`takes_hints`, hints (B, 3, H, W); none:
+        zeros) -> chroma (B, 2, H, W) float32 on lightness's device."""
+        inputs = {"lightness": lightness}
+        if self.takes_hints:
+            no_hints = hints is None
+            inputs["hints"] = (
+                lightness.new_zeros(lightness.shape[0], HINT_CHANNELS, *lightness.shape[2:]) if no_hints else hints
+            )
+        elif hints is not None:
+            raise ValueError("this ONNX model was exported without model.hints; it takes no hints")
+        arrays = {name: value.detach().float().cpu().contiguous().numpy() for name, value in inputs.items()}
+        (chroma,) = self.session.run(None, arrays)
         return torch.from_numpy(chroma).to(lightness.device)
 
 

@@ -43,6 +43,44 @@ def test_torchscript_matches_eager_and_is_written_beside_the_checkpoint(tmp_path
         torch.testing.assert_close(scripted(lightness), chroma, atol=1e-5, rtol=0)
 
 
+@pytest.fixture(scope="module")
+def hinted_checkpoint(tmp_path_factory):
+    """A 64 px resnet18 U-Net built with ``model.hints`` whose hint pyramid's kernels are random."""
+    from pix2color.checkpoint import save_checkpoint
+    from pix2color.config import load_config
+    from pix2color.model_files import inference_checkpoint
+    from pix2color.models.generator import build_generator
+
+    cfg = load_config(None, ["model.pretrained=none", "data.size=64", "model.hints=true", "model.last_cross=false"])
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        generator = build_generator(cfg.model, cfg.data.size)
+        for conv in generator.hint_pyramid.convs:
+            torch.nn.init.normal_(conv.weight)
+    path = tmp_path_factory.mktemp("hinted") / "best.pt"
+    save_checkpoint(inference_checkpoint(cfg, generator.state_dict(), "pretrain"), path)
+    return path
+
+
+def test_both_exports_of_a_model_that_takes_hints_read_them_as_their_second_input(tmp_path, hinted_checkpoint):
+    generator, _ = load_generator(hinted_checkpoint)
+    lightness = torch.rand(2, 1, 64, 96, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    hints = torch.zeros(2, 3, 64, 96)
+    hints[:, :, 10:20, 40:50] = torch.tensor([-0.5, 0.7, 1.0])[:, None, None]
+    with torch.no_grad():
+        expected = generator(lightness, hints=hints)
+        assert (expected - generator(lightness)).abs().max() > 0.05
+        onnx_file, scripted_file = (
+            export(hinted_checkpoint, "onnx", tmp_path / "g.onnx"),
+            export(hinted_checkpoint, "torchscript", tmp_path / "g.torchscript.pt"),
+        )
+        torch.testing.assert_close(torch.jit.load(str(scripted_file))(lightness, hints), expected, atol=1e-5, rtol=0)
+    session = onnxruntime.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    assert [item.name for item in session.get_inputs()] == ["lightness", "hints"]
+    (result,) = session.run(["chroma"], {"lightness": lightness.numpy(), "hints": hints.numpy()})
+    assert np.abs(result - expected.numpy()).max() < 1e-3
+
+
 def test_a_size_off_the_grid_names_the_nearest_valid_ones(tmp_path, tiny_checkpoint):
     with pytest.raises(ConfigError, match=r"^--size 100 must be a positive multiple of 32; nearest valid sizes: 96,"):
         export(tiny_checkpoint, "onnx", tmp_path / "generator.onnx", size=100)

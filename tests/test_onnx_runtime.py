@@ -37,3 +37,29 @@ def test_without_the_export_extra_says_what_to_install(generator, monkeypatch, m
     monkeypatch.setitem(sys.modules, missing, None)  # makes "import <missing>" raise ImportError
     with pytest.raises(ConfigError, match=rf'needs the {missing} package: pip install -e "\.\[export\]"'):
         OnnxGenerator.from_module(generator, 64)
+
+
+def test_a_generator_that_takes_hints_exports_them_as_a_second_input():
+    torch.manual_seed(0)
+    cfg = ModelConfig(encoder="resnet18", pretrained="none", last_cross=False, hints=True)
+    generator = build_generator(cfg, 64).eval()
+    for conv in generator.hint_pyramid.convs:  # kernels that start at zero: make the hints matter
+        torch.nn.init.normal_(conv.weight)
+    onnx_generator = OnnxGenerator.from_module(generator, 64)
+    assert [item.name for item in onnx_generator.session.get_inputs()] == ["lightness", "hints"]
+    assert onnx_generator.takes_hints
+    lightness = torch.rand(2, 1, 96, 64, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    hints = torch.zeros(2, 3, 96, 64)
+    hints[:, :, 30:36, 20:26] = torch.tensor([0.6, -0.4, 1.0])[:, None, None]
+    with torch.no_grad():
+        expected, automatic = generator(lightness, hints=hints), generator(lightness)
+    assert (expected - automatic).abs().max() > 0.05
+    torch.testing.assert_close(onnx_generator(lightness, hints=hints), expected, atol=1e-4, rtol=1e-3)
+    torch.testing.assert_close(onnx_generator(lightness), automatic, atol=1e-4, rtol=1e-3)
+
+
+def test_a_generator_without_hints_exports_lightness_alone_and_refuses_hints(generator):
+    onnx_generator = OnnxGenerator.from_module(generator, 64)
+    assert [item.name for item in onnx_generator.session.get_inputs()] == ["lightness"]
+    with pytest.raises(ValueError, match="exported without model.hints"):
+        onnx_generator(torch.zeros(1, 1, 64, 64), hints=torch.zeros(1, 3, 64, 64))

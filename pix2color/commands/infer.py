@@ -137,8 +137,8 @@ def colorize_files(args: argparse.Namespace) -> int:
         )
         if any(hints.values()) and not colorizer.takes_hints:
             raise UserError(
-                f"--hints {args.hints}: {args.checkpoint} takes no colour hints (trained without model.hints, or "
-                f"run on --backend {args.backend}, which reads L alone); drop --hints or use --backend torch."
+                f"--hints {args.hints}: {args.checkpoint} takes no colour hints (trained without model.hints); "
+                "drop --hints, or give a checkpoint trained with model.hints: true."
             )
         tally = _colorize_jobs(colorizer, todo, args, hints) if todo else tally
         tally += colorize_videos(colorizer, todo_videos, args)

@@ -21,6 +21,7 @@ from pix2color.models.chroma_bins import AnnealedMean, ChromaBins
 from pix2color.models.efficientnet_lite import LITE_MEAN, LITE_STD, lite_body
 from pix2color.models.encoder_input import read_lightness
 from pix2color.models.fusion import GlobalFusion, build_fusion
+from pix2color.models.hint_pyramid import HintPyramid
 from pix2color.models.pretrained import IMAGENET_MEAN, IMAGENET_STD, load_torchvision_model
 
 # fastai's layers still call torch.jit.script at import time; the deprecation notice is noise to our users.
@@ -99,6 +100,7 @@ class Generator(nn.Module):
         head: turns the U-Net's output into chroma (:data:`CHROMA_HEADS`); None: the output is the chroma.
         batchnorm_frozen: the encoder's BatchNorm layers stay in eval mode (their running statistics fixed)
             even under ``train()``; their weights still train.
+        hint_pyramid: adds the hints to the encoder's stages at their resolutions, for a model that takes hints.
     """
 
     def __init__(
@@ -107,10 +109,12 @@ class Generator(nn.Module):
         fusion: GlobalFusion | None = None,
         head: nn.Module | None = None,
         batchnorm_frozen: bool = False,
+        hint_pyramid: HintPyramid | None = None,
     ):
         super().__init__()
         self.unet = unet
         self.fusion = fusion
+        self.hint_pyramid = hint_pyramid
         self.head = head if head is not None else nn.Identity()
         self.encoder_frozen = False
         self.batchnorm_frozen = batchnorm_frozen
@@ -136,22 +140,30 @@ class Generator(nn.Module):
             (B, 2, H, W) chroma in [-1, 1]; with ``decode=False`` and a bins head, (B, Q, H, W) logits.
         """
         _check_lightness(lightness)
-        output = self.unet(self._inputs(lightness, hints))
-        for hook in self.unet.sfs:  # fastai keeps the skip activations: drop them (memory, deepcopy for EMA)
-            hook.stored = None
+        hints = self._hints(lightness, hints)
+        if self.hint_pyramid is not None:
+            self.hint_pyramid.hints = hints
+        try:
+            output = self.unet(lightness if hints is None else torch.cat([lightness, hints], dim=1))
+        finally:
+            if self.hint_pyramid is not None:
+                self.hint_pyramid.hints = None
+            for hook in self.unet.sfs:  # fastai keeps the skip activations: drop them (memory, deepcopy for EMA)
+                hook.stored = None
         return self.head(output) if decode else output
 
-    def _inputs(self, lightness: Tensor, hints: Tensor | None) -> Tensor:
-        """What the U-Net reads: L alone, or L and the hints (zeros when there are none)."""
+    def _hints(self, lightness: Tensor, hints: Tensor | None) -> Tensor | None:
+        """The hints the U-Net reads, in the lightness' dtype (zeros when none are given), or None for a model
+        without hints."""
         if not self.takes_hints:
             if hints is not None:
                 raise ValueError("this generator was built without model.hints; it takes no hints")
-            return lightness
+            return None
         if hints is None:
-            hints = lightness.new_zeros(lightness.shape[0], HINT_CHANNELS, *lightness.shape[2:])
+            return lightness.new_zeros(lightness.shape[0], HINT_CHANNELS, *lightness.shape[2:])
         if hints.shape != (lightness.shape[0], HINT_CHANNELS, *lightness.shape[2:]):
             raise ValueError(f"hints must be (B, 3, H, W) like the lightness, got {tuple(hints.shape)}")
-        return torch.cat([lightness, hints.to(lightness.dtype)], dim=1)
+        return hints.to(lightness.dtype)
 
     def freeze_encoder(self, frozen: bool) -> None:
         """Freeze (no gradients, BatchNorm in eval mode even under ``train()``) or unfreeze the encoder."""
@@ -177,7 +189,8 @@ class Generator(nn.Module):
 
     def param_groups(self, lr: float, encoder_lr_mult: float) -> list[dict]:
         """Optimizer groups: decoder at ``lr``, encoder at ``lr * encoder_lr_mult``, fusion conv at ``lr``, and
-        for a model that takes hints, the first conv's weight (whose hint kernels start at zero) at ``lr``.
+        for a model that takes hints, the first conv's weight (whose hint kernels start at zero) and the hint
+        pyramid at ``lr``.
 
         A frozen encoder's parameters are included (they get no gradient, so Adam skips them), so the
         optimizer need not be rebuilt when the encoder is unfrozen. The fusion classifier, always
@@ -191,6 +204,7 @@ class Generator(nn.Module):
             {"params": encoder, "lr": lr * encoder_lr_mult, "name": "encoder"},
         ]
         if hint_input:
+            hint_input += list(self.hint_pyramid.parameters()) if self.hint_pyramid is not None else []
             groups.append({"params": hint_input, "lr": lr, "name": "hint_input"})
         if self.fusion is not None:
             groups.append({"params": list(self.fusion.conv.parameters()), "lr": lr, "name": "fusion"})
@@ -220,6 +234,7 @@ def build_generator(cfg: ModelConfig, size: int = 256, space: str = "lab") -> Ge
     outputs, y_range, head = CHROMA_HEADS[cfg.chroma_head](cfg, space)
     body = build_encoder(cfg.encoder, cfg.pretrained, cfg.encoder_input, HINT_CHANNELS if cfg.hints else 0)
     fusion = build_fusion(cfg.fusion, cfg.pretrained, num_features_model(body))
+    pyramid = build_hint_pyramid(body, size) if cfg.hints else None
     unet = DynamicUnet(
         body,
         n_out=outputs,
@@ -232,7 +247,21 @@ def build_generator(cfg: ModelConfig, size: int = 256, space: str = "lab") -> Ge
     )
     _drop_tensor_base(unet)
     _parametrize_spectral_norm(unet)
-    return Generator(unet, fusion, head, batchnorm_frozen=cfg.encoder_batchnorm == "frozen").train()
+    batchnorm_frozen = cfg.encoder_batchnorm == "frozen"
+    return Generator(unet, fusion, head, batchnorm_frozen, pyramid).train()
+
+
+def build_hint_pyramid(body: nn.Sequential, size: int) -> HintPyramid:
+    """A :class:`HintPyramid` on the stages of ``body`` whose outputs the U-Net's decoder reads: the last stage at
+    each resolution (fastai's skips) and the last stage."""
+    from fastai.callback.hook import model_sizes
+    from fastai.vision.models.unet import _get_sz_change_idxs
+
+    sizes = model_sizes(body, (size, size))
+    indices = sorted({*map(int, _get_sz_change_idxs(sizes)), len(body) - 1})
+    return HintPyramid(
+        [body[i] for i in indices], [sizes[i][1] for i in indices], [size // sizes[i][-1] for i in indices]
+    )
 
 
 def build_encoder(name: Encoder, pretrained: str, encoder_input: EncoderInput, extra: int = 0) -> nn.Sequential:

@@ -33,6 +33,10 @@ def _no_grad_names(module: nn.Module) -> list[str]:
     return [name for name, p in module.named_parameters() if p.requires_grad and p.grad is None]
 
 
+def _ids(parameters: list[torch.Tensor]) -> list[int]:
+    return [id(p) for p in parameters]
+
+
 def _forward_flops(generator: nn.Module) -> int:
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         generator.eval()(_lightness())
@@ -83,7 +87,9 @@ def test_a_hinted_generator_trains_its_hint_kernels_and_takes_no_hints_as_zeros(
         generator(lightness, hints=hints[:, :2])
     groups = generator.param_groups(1e-3, 0.1)  # the new hint kernels learn at the decoder's rate
     assert [(g["name"], g["lr"]) for g in groups][1:] == [("encoder", pytest.approx(1e-4)), ("hint_input", 1e-3)]
-    assert groups[2]["params"] == [generator.input_conv.weight] and generator.input_conv.weight.shape[1] == 4
+    pyramid = list(generator.hint_pyramid.parameters())
+    assert _ids(groups[2]["params"]) == _ids([generator.input_conv.weight, *pyramid]) and len(pyramid) == 10
+    assert generator.input_conv.weight.shape[1] == 4
     assert sum(len(g["params"]) for g in groups) == len(list(generator.parameters()))
 
 
