@@ -11,7 +11,11 @@ image colorized at its full size.
 
 ``--hints N`` adds, after each checkpoint that takes hints, a column coloured with N hints per image from the
 truth (by the protocol of ``evaluate.py --hints``, seeded once for the whole grid), each hint's square outlined in
-white.
+white. ``--hint-file FILE`` adds one with the hints a person placed: ``pix2color-infer --hints``'s JSON object
+mapping file names to lists of points in the photos' own pixels (those outside the centre crop are left out), for
+photos that have no truth to draw hints from:
+
+    python scripts/compare.py --images ../shared/data/bw --hint-file bw_hints.json --checkpoint best.pt
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -32,10 +37,12 @@ from torch import Tensor
 
 from pix2color import metrics
 from pix2color.commands.common import run_cli
+from pix2color.commands.hint_file import read_hint_file
 from pix2color.commands.model_flags import add_model_args, at_least, colorizers_from_args
-from pix2color.data import chroma_score, list_images, open_image, to_rgb
+from pix2color.data import center_box, chroma_score, image_size, list_images, open_image, to_rgb
 from pix2color.errors import DataError
 from pix2color.evaluation import GRAY, TRUTH, hinted_label, iter_batches, truth_hints
+from pix2color.hint_points import Hint, hints_tensor
 from pix2color.inference import Colorizer
 from pix2color.runtime import resolve_device
 from pix2color.viz import comparison_grid, gray_rgb, mark_hints, save_grid
@@ -49,16 +56,47 @@ def is_color_set(truth: Tensor) -> bool:
 
 
 @torch.inference_mode()
-def grid_columns(colorizers: dict[str, Colorizer], truth: Tensor, hint_count: int = 0) -> dict[str, Tensor]:
-    """Column label -> (N, 3, H, W) uint8: gray, each colorizer (then, when it takes hints and ``hint_count``
-    is set, the same with that many hints from the truth, outlined), and the truth for a color set."""
+def grid_columns(
+    colorizers: dict[str, Colorizer],
+    truth: Tensor,
+    hint_count: int = 0,
+    placed: Sequence[Sequence[Hint]] | None = None,
+) -> dict[str, Tensor]:
+    """Column label -> (N, 3, H, W) uint8: gray, each colorizer (then, when it takes hints, the same with
+    ``hint_count`` hints from the truth, and with the ``placed`` hints, each image's in its crop's pixels, both
+    outlined), and the truth for a color set."""
     columns = {GRAY: gray_rgb(truth)}
     for label, colorizer in colorizers.items():
         columns[label] = colorizer.predict_rgb(truth)
-        if hint_count and colorizer.takes_hints:
+        if not colorizer.takes_hints:
+            continue
+        if hint_count:
             hints = truth_hints(colorizer, truth, hint_count, seed=0)
             columns[hinted_label(label, hint_count)] = mark_hints(colorizer.predict_rgb(truth, hints=hints), hints)
+        if placed is not None:
+            hints = placed_hints(colorizer, placed, truth.shape[-1]).to(truth.device)
+            columns[f"{label}, placed hints"] = mark_hints(colorizer.predict_rgb(truth, hints=hints), hints)
     return columns | ({TRUTH: truth} if is_color_set(truth) else {})
+
+
+def placed_hints(colorizer: Colorizer, placed: Sequence[Sequence[Hint]], size: int) -> Tensor:
+    """(N, 3, S, S) at the colorizer's render size S: each image's hints, given in its ``size`` crop's pixels."""
+    space, render_size = colorizer.space, colorizer.render_size
+    return torch.cat([hints_tensor(points, size, size, render_size, space) for points in placed])
+
+
+def crop_hints(hints: Sequence[Hint], width: int, height: int, size: int) -> list[Hint]:
+    """The hints of a ``width`` x ``height`` photo in the pixels of its centre crop at ``size`` (evaluate.py's
+    crop, :func:`pix2color.data.center_box`), pixel centres onto pixel centres; those outside the crop left out."""
+    left, top, right, _ = center_box(width, height)
+    scale = size / (right - left)
+    moved = [
+        replace(
+            hint, x=(hint.x + 0.5 - left) * scale - 0.5, y=(hint.y + 0.5 - top) * scale - 0.5, size=hint.size * scale
+        )
+        for hint in hints
+    ]
+    return [hint for hint in moved if 0 <= hint.x + 0.5 < size and 0 <= hint.y + 0.5 < size]
 
 
 def captions(columns: dict[str, Tensor]) -> list[list[str]]:
@@ -121,7 +159,7 @@ def compare(args: argparse.Namespace) -> int:
         raise DataError("none of the images could be read; check the files the warnings above name.")
     readable = [path for names, _ in batches for path in names]
     truth = torch.cat([batch for _, batch in batches]).to(resolve_device(args.device))
-    columns = grid_columns(colorizers, truth, args.hints)
+    columns = grid_columns(colorizers, truth, args.hints, _placed(args, readable))
     grid = comparison_grid(list(columns.values()), list(columns), captions(columns) if args.metrics else None)
     save_grid(grid, args.out)
     print(f"wrote {args.out}: {len(readable)} images x {len(columns)} columns ({', '.join(columns)})")
@@ -130,6 +168,14 @@ def compare(args: argparse.Namespace) -> int:
         write_html(page, args.out, readable, colorizers)
         print(f"wrote {page} with the full-size images in {page.stem}_files/")
     return 0
+
+
+def _placed(args: argparse.Namespace, files: Sequence[Path]) -> list[list[Hint]] | None:
+    """Each file's hints from ``--hint-file`` (none for a file it does not name), in its crop's pixels."""
+    if args.hint_file is None:
+        return None
+    by_photo = read_hint_file(args.hint_file, files)
+    return [crop_hints(by_photo.get(path, []), *image_size(path), args.size) for path in files]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -142,6 +188,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--html", action="store_true", help="also write OUT.html with the full-size images")
     parser.add_argument(
         "--hints", type=at_least(0), default=0, metavar="N", help="also colour with N hints per image from the truth"
+    )
+    parser.add_argument(
+        "--hint-file", type=Path, help="also colour with the hints of this JSON file (pix2color-infer --hints' format)"
     )
     return parser.parse_args(argv)
 

@@ -93,3 +93,32 @@ def test_hints_add_a_column_with_the_hint_squares_outlined_after_each_model_that
         hinted, automatic = _tile(grid, row, 2, 0), _tile(grid, row, 1, 0)
         white = (hinted == 255).all(dim=0)
         assert white.any() and not torch.equal(hinted, automatic)  # outlined squares, and the hints changed it
+
+
+def test_a_hint_file_adds_a_column_with_the_placed_hints_mapped_into_the_centre_crop(
+    compare, hinted_checkpoint, write_photos, tmp_path, capsys
+):
+    first, second = write_photos(tmp_path / "photos", 2, gray=True)  # 80x60: the crop is x 10..70, scaled to 32
+    hint_file = tmp_path / "hints.json"
+    middle, outside = {"x": 40, "y": 30, "color": "#c03020", "size": 6}, {"x": 2, "y": 30, "color": "#2030c0"}
+    hint_file.write_text(f'{{"{first.name}": [{_json(middle)}, {_json(outside)}], "{second.name}": []}}')
+    grid = _run(compare, [hinted_checkpoint], tmp_path / "photos", tmp_path / "grid.png", "--hint-file", str(hint_file))
+    assert "3 columns (gray, hinted/best, hinted/best, placed hints)" in capsys.readouterr().out
+    rings = [(_tile(grid, row, 2, 0) == 255).all(dim=0) for row in range(2)]
+    rows, cols = torch.nonzero(rings[0], as_tuple=True)
+    assert 12 <= cols.min() and cols.max() <= 19 and 12 <= rows.min() and rows.max() <= 19  # one ring, mid-crop
+    assert not rings[1].any()  # no hints for the second photo
+
+
+def test_crop_hints_maps_pixel_centres_and_leaves_out_what_the_crop_cuts(compare):
+    from pix2color.hint_points import Hint
+
+    hints = [Hint(10, 0, (1, 0, 0), 6), Hint(69, 59, (1, 0, 0)), Hint(9, 30, (1, 0, 0))]
+    moved = compare.crop_hints(hints, 80, 60, 30)  # side 60 from x 10: half size
+    assert [(h.x, h.y, h.size) for h in moved] == [(-0.25, -0.25, 3.0), (29.25, 29.25, 4.0)]
+
+
+def _json(hint: dict) -> str:
+    import json
+
+    return json.dumps(hint)
