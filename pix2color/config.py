@@ -123,6 +123,7 @@ class DiscriminatorConfig:
     n_layers: int = 3  # 3 gives the 70x70 receptive field
     ndf: int = 64
     norm: DiscNorm = "spectral"  # spectral is part of the stage-2 recipe
+    hints: bool = False  # D also reads the hints G was given (a model with model.hints), beside L and the chroma
 
 
 @dataclass
@@ -365,6 +366,8 @@ def validate(cfg: Config, source: str, overridden: typing.Collection[str] = ()) 
     if cfg.hints.min_size > cfg.hints.max_size:
         sizes = f"hints.min_size={cfg.hints.min_size} must not exceed hints.max_size={cfg.hints.max_size}."
         fail("hints.min_size", sizes)
+    if cfg.disc.hints and not cfg.model.hints:
+        fail("disc.hints", "disc.hints=true shows D the generator's hints, so it needs model.hints=true too.")
     if not 0 < cfg.stage1.share < 1:
         fail("stage1.share", f"stage1.share={cfg.stage1.share} must be between 0 and 1 (stage 2 gets the rest).")
     if cfg.train.best_metric == "color_fidelity":

@@ -246,6 +246,7 @@ def test_a_binary_file_passed_as_config_is_a_config_error(tmp_path):
             r"or stage1.small_size=0 to turn progressive resizing off",
         ),
         ("stage1.small_share=1", r"stage1.small_share=1.0 must be in \[0, 1\)"),
+        ("disc.hints=true", r"disc.hints=true shows D the generator's hints, so it needs model.hints=true too"),
     ],
 )
 def test_invalid_value_in_an_override_is_refused_naming_set(override, expected):

@@ -1,4 +1,5 @@
-"""The conditional PatchGAN discriminator of pix2pix, on cat(lightness, chroma).
+"""The conditional PatchGAN discriminator of pix2pix, on cat(lightness, chroma), and with ``disc.hints`` the colour
+hints the generator was given.
 
 The layout follows junyanz/pytorch-CycleGAN-and-pix2pix's ``NLayerDiscriminator``: 4x4 convs, LeakyReLU
 0.2, no batch or instance norm on the first and last conv (spectral norm, the default, wraps every conv);
@@ -14,6 +15,7 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from pix2color.config import DiscNorm, DiscriminatorConfig
+from pix2color.hints import HINT_CHANNELS
 
 
 def _batch(conv: nn.Conv2d) -> list[nn.Module]:
@@ -42,28 +44,31 @@ NORMS: dict[DiscNorm, Callable[[nn.Conv2d], list[nn.Module]]] = {
 
 
 class PatchDiscriminator(nn.Module):
-    """Scores overlapping patches of an (L, chroma) image as real or fake.
+    """Scores overlapping patches of an (L, chroma) image, given its hints or not, as real or fake.
 
     Args:
-        layers: maps (B, 3, H, W) cat(L, chroma) to (B, 1, h, w) logits.
+        layers: maps (B, C, H, W) cat(L, chroma[, hints]) to (B, 1, h, w) logits.
     """
 
     def __init__(self, layers: nn.Sequential):
         super().__init__()
         self.layers = layers
 
-    def forward(self, lightness: Tensor, chroma: Tensor) -> Tensor:
-        """lightness (B, 1, H, W) and chroma (B, 2, H, W) -> logits (B, 1, h, w), one per patch."""
-        return self.layers(torch.cat([lightness, chroma], dim=1))
+    def forward(self, lightness: Tensor, chroma: Tensor, hints: Tensor | None = None) -> Tensor:
+        """lightness (B, 1, H, W), chroma (B, 2, H, W) and, for a D built with ``disc.hints``, the hints (B, 3, H, W)
+        -> logits (B, 1, h, w), one per patch."""
+        return self.layers(torch.cat([lightness, chroma, *([] if hints is None else [hints])], dim=1))
 
 
 def build_discriminator(cfg: DiscriminatorConfig) -> PatchDiscriminator:
-    """The PatchGAN that ``cfg`` describes (``n_layers``, ``ndf``, ``norm``), with N(0, 0.02) conv weights."""
+    """The PatchGAN that ``cfg`` describes (``n_layers``, ``ndf``, ``norm``, ``hints``), with N(0, 0.02) conv
+    weights."""
     norm = NORMS[cfg.norm]
     edge = _spectral if cfg.norm == "spectral" else _none  # the first and last convs take no BatchNorm
     bias = cfg.norm != "batch"  # BatchNorm's shift makes a conv bias redundant
     widths = [cfg.ndf * min(2**i, 8) for i in range(cfg.n_layers + 1)]
-    layers = [*edge(_conv(3, widths[0], stride=2, bias=True)), nn.LeakyReLU(0.2, inplace=True)]
+    inputs = 3 + (HINT_CHANNELS if cfg.hints else 0)
+    layers = [*edge(_conv(inputs, widths[0], stride=2, bias=True)), nn.LeakyReLU(0.2, inplace=True)]
     for i in range(1, cfg.n_layers + 1):
         stride = 2 if i < cfg.n_layers else 1
         layers += [*norm(_conv(widths[i - 1], widths[i], stride, bias)), nn.LeakyReLU(0.2, inplace=True)]

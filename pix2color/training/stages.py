@@ -236,6 +236,7 @@ class Pix2PixStage(GeneratorStage):
         self.schedule_d = partial(schedules.STAGE2_SCHEDULES[s2.d_schedule], decay_start=s2.decay_start)
         self.g_started_at: float | None = None  # the stage's progress at G's first step
         self.gan_weight = 0.0
+        self.d_hints: Tensor | None = None  # the step's hints when D reads them (disc.hints), else None
 
     def build_rgb_terms(self) -> dict[str, tuple[float, Callable[[Tensor, Tensor], Tensor]]]:
         """The :data:`RGB_TERMS` that are on.
@@ -275,8 +276,10 @@ class Pix2PixStage(GeneratorStage):
         schedules.set_learning_rate(self.opt_d, self.schedule_d(progress.fraction))
         lightness, chroma = self.ctx.to_model_space(rgb)
         train_g = progress.step >= self.ctx.cfg.stage2.d_warmup_steps
+        hints = self.hints(chroma, progress)
         with autocast(self.ctx.device, self.ctx.amp), torch.set_grad_enabled(train_g):
-            fake = (self.g_train if train_g else self.g)(lightness, hints=self.hints(chroma, progress))
+            fake = (self.g_train if train_g else self.g)(lightness, hints=hints)
+        self.d_hints = hints if self.ctx.cfg.disc.hints else None
         values = self.discriminator_step(lightness, chroma, fake.detach())
         if train_g:
             values |= self.generator_step(rgb, lightness, chroma, fake, progress)
@@ -284,8 +287,8 @@ class Pix2PixStage(GeneratorStage):
 
     def discriminator_step(self, lightness: Tensor, chroma: Tensor, fake: Tensor) -> dict[str, Tensor]:
         with autocast(self.ctx.device, self.ctx.amp):
-            real_logits = self.d_train(lightness, chroma).float()
-            fake_logits = self.d_train(lightness, fake).float()
+            real_logits = self.d_train(lightness, chroma, self.d_hints).float()
+            fake_logits = self.d_train(lightness, fake, self.d_hints).float()
         loss_d = self.gan_loss.discriminator(real_logits, fake_logits)
         return {
             "loss_d": loss_d.detach(),
@@ -319,7 +322,7 @@ class Pix2PixStage(GeneratorStage):
         (no DDP sync for its weights). A variant overrides this to add or change terms."""
         s2 = self.ctx.cfg.stage2
         with autocast(self.ctx.device, self.ctx.amp):
-            logits = self.d(lightness, fake)
+            logits = self.d(lightness, fake, self.d_hints)
         parts = {"loss_g_gan": self.gan_loss.generator(logits.float()), "loss_l1": l1_chroma(fake.float(), chroma)}
         loss_g = self.gan_weight * parts["loss_g_gan"] + s2.lambda_l1 * parts["loss_l1"]
         if self.rgb_terms:

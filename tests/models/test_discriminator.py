@@ -48,3 +48,14 @@ def test_spectral_norm_wraps_every_conv_and_deep_copies_after_a_forward():
     clone = copy.deepcopy(disc)
     pair = _pair(64)
     assert torch.equal(clone.eval()(*pair), disc.eval()(*pair))
+
+
+def test_a_discriminator_with_hints_reads_them_beside_l_and_the_chroma():
+    torch.manual_seed(0)
+    disc = build_discriminator(DiscriminatorConfig(ndf=8, hints=True))
+    assert next(m for m in disc.modules() if isinstance(m, nn.Conv2d)).in_channels == 6
+    lightness, chroma = _pair(64)
+    hints = torch.zeros(1, 3, 64, 64)
+    hinted = hints.clone()
+    hinted[:, :, 20:26, 20:26] = 0.5
+    assert not torch.allclose(disc(lightness, chroma, hints), disc(lightness, chroma, hinted))

@@ -34,7 +34,7 @@ TINY = [
 ]
 
 
-HINTED = "model.hints=true"
+HINTED = ("model.hints=true", "disc.hints=true")  # a generator and a D that read hints
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def straight_run(photos, tmp_path_factory) -> Iterator[Path]:
     """One uninterrupted two-stage run of a model that takes hints, shared by the tests that read its logs or
     compare against it (so the exact resume covers the hints drawn in training)."""
     run = tmp_path_factory.mktemp("straight") / "run"
-    assert train(photos, run, HINTED) == 0
+    assert train(photos, run, *HINTED) == 0
     yield run
     shutil.rmtree(run)  # 1 GB of checkpoints, otherwise kept until the session ends
 
@@ -247,7 +247,7 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(
     cut = tmp_path / "cut"
     with monkeypatch.context() as patch:
         _interrupt_at(patch, stage, step)
-        assert train(photos, cut, HINTED) == 0
+        assert train(photos, cut, *HINTED) == 0
     assert f"resume with: pix2color-train --resume {cut}" in capsys.readouterr().out
     interrupted = load_checkpoint(cut / "checkpoints" / stage / "last.pt")
     assert interrupted["step"] == step
