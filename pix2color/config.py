@@ -114,6 +114,9 @@ class ModelConfig:
     # stage, while their weights still train; train: they follow each batch, as any BatchNorm in training mode
     encoder_batchnorm: Literal["train", "frozen"] = marked("train", TRAINING_ONLY)
     encoder_lr_mult: float = marked(0.1, TRAINING_ONLY)  # encoder learning rate relative to the decoder once unfrozen
+    # the hint pyramid's learning rate relative to the decoder's: its kernels start at zero and must grow to the
+    # scale of the encoder features they are added to
+    hints_lr_mult: float = marked(10.0, TRAINING_ONLY)
 
 
 @dataclass
@@ -391,6 +394,7 @@ RANGED_KEYS: dict[str, tuple[str, ...]] = {
         "stage2.d_lr_ratio",
         "train.batch_size",
         "model.encoder_lr_mult",
+        "model.hints_lr_mult",
         "model.bins_temperature",
         "disc.ndf",
         "disc.n_layers",

@@ -187,10 +187,10 @@ class Generator(nn.Module):
         """The encoder's first conv, which reads L (and the hints)."""
         return next(m for m in self.encoder.modules() if isinstance(m, nn.Conv2d))
 
-    def param_groups(self, lr: float, encoder_lr_mult: float) -> list[dict]:
-        """Optimizer groups: decoder at ``lr``, encoder at ``lr * encoder_lr_mult``, fusion conv at ``lr``, and
-        for a model that takes hints, the first conv's weight (whose hint kernels start at zero) and the hint
-        pyramid at ``lr``.
+    def param_groups(self, lr: float, encoder_lr_mult: float, hints_lr_mult: float = 1.0) -> list[dict]:
+        """Optimizer groups: decoder at ``lr``, encoder at ``lr * encoder_lr_mult``, fusion conv at ``lr``, and for
+        a model that takes hints, the first conv's weight (whose hint kernels start at zero) at ``lr`` and the hint
+        pyramid at ``lr * hints_lr_mult``.
 
         A frozen encoder's parameters are included (they get no gradient, so Adam skips them), so the
         optimizer need not be rebuilt when the encoder is unfrozen. The fusion classifier, always
@@ -204,8 +204,10 @@ class Generator(nn.Module):
             {"params": encoder, "lr": lr * encoder_lr_mult, "name": "encoder"},
         ]
         if hint_input:
-            hint_input += list(self.hint_pyramid.parameters()) if self.hint_pyramid is not None else []
             groups.append({"params": hint_input, "lr": lr, "name": "hint_input"})
+        if self.hint_pyramid is not None:
+            pyramid = list(self.hint_pyramid.parameters())
+            groups.append({"params": pyramid, "lr": lr * hints_lr_mult, "name": "hint_pyramid"})
         if self.fusion is not None:
             groups.append({"params": list(self.fusion.conv.parameters()), "lr": lr, "name": "fusion"})
         return groups

@@ -64,7 +64,8 @@ class GeneratorStage:
         self.g_train = ctx.wrap(self.g)
         self.ema = ctx.ema(self.g, self.ema_decay)
         lr = getattr(ctx.cfg, self.section).lr
-        self.opt_g = optimizer_g(self.g.param_groups(lr, ctx.cfg.model.encoder_lr_mult), lr=lr)
+        model = ctx.cfg.model
+        self.opt_g = optimizer_g(self.g.param_groups(lr, model.encoder_lr_mult, model.hints_lr_mult), lr=lr)
         self.scaler_g = ctx.grad_scaler()
         self.hint_rng = torch.Generator(ctx.device)
 

@@ -85,11 +85,16 @@ def test_a_hinted_generator_trains_its_hint_kernels_and_takes_no_hints_as_zeros(
     assert _no_grad_names(generator) == []
     with pytest.raises(ValueError, match="hints must be"):
         generator(lightness, hints=hints[:, :2])
-    groups = generator.param_groups(1e-3, 0.1)  # the new hint kernels learn at the decoder's rate
-    assert [(g["name"], g["lr"]) for g in groups][1:] == [("encoder", pytest.approx(1e-4)), ("hint_input", 1e-3)]
-    pyramid = list(generator.hint_pyramid.parameters())
-    assert _ids(groups[2]["params"]) == _ids([generator.input_conv.weight, *pyramid]) and len(pyramid) == 10
-    assert generator.input_conv.weight.shape[1] == 4
+    groups = generator.param_groups(1e-3, 0.1, 10.0)  # the new hint kernels learn at the decoder's rate or above
+    assert [(g["name"], g["lr"]) for g in groups][1:] == [
+        ("encoder", pytest.approx(1e-4)),
+        ("hint_input", 1e-3),
+        ("hint_pyramid", pytest.approx(1e-2)),
+    ]
+    assert _ids(groups[2]["params"]) == [id(generator.input_conv.weight)] and generator.input_conv.weight.shape[1] == 4
+    assert (
+        _ids(groups[3]["params"]) == _ids(list(generator.hint_pyramid.parameters())) and len(groups[3]["params"]) == 10
+    )
     assert sum(len(g["params"]) for g in groups) == len(list(generator.parameters()))
 
 
