@@ -95,6 +95,7 @@ class OnnxGenerator(nn.Module):
         options.enable_cpu_mem_arena = False  # the arena kept ~700 MB more at batch 8 x 256^2 for a 4% gain
         source = model if isinstance(model, bytes) else str(model)
         self.session = onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        self.takes_hints = "hints" in {item.name for item in self.session.get_inputs()}  # exported with model.hints
 
     @classmethod
     def from_module(cls, generator: nn.Module, size: int) -> OnnxGenerator:
@@ -106,11 +107,6 @@ class OnnxGenerator(nn.Module):
         buffer = io.BytesIO()
         export_onnx(generator.eval(), size, buffer)
         return cls(buffer.getvalue())
-
-    @property
-    def takes_hints(self) -> bool:
-        """Whether the exported model reads colour hints (it has a ``hints`` input)."""
-        return "hints" in {item.name for item in self.session.get_inputs()}
 
     def forward(self, lightness: Tensor, hints: Tensor | None = None) -> Tensor:
         """Lightness (B, 1, H, W) in [-1, 1] (and for a model that :attr:`takes_hints`, hints (B, 3, H, W); none:

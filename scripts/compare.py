@@ -75,7 +75,7 @@ def grid_columns(
             columns[hinted_label(label, hint_count)] = mark_hints(colorizer.predict_rgb(truth, hints=hints), hints)
         if placed is not None:
             hints = placed_hints(colorizer, placed, truth.shape[-1]).to(truth.device)
-            columns[f"{label}, placed hints"] = mark_hints(colorizer.predict_rgb(truth, hints=hints), hints)
+            columns[f"{label} + placed hints"] = mark_hints(colorizer.predict_rgb(truth, hints=hints), hints)
     return columns | ({TRUTH: truth} if is_color_set(truth) else {})
 
 
@@ -174,7 +174,7 @@ def _placed(args: argparse.Namespace, files: Sequence[Path]) -> list[list[Hint]]
     """Each file's hints from ``--hint-file`` (none for a file it does not name), in its crop's pixels."""
     if args.hint_file is None:
         return None
-    by_photo = read_hint_file(args.hint_file, files)
+    by_photo = read_hint_file(args.hint_file, files, flag="--hint-file")
     return [crop_hints(by_photo.get(path, []), *image_size(path), args.size) for path in files]
 
 

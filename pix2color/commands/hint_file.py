@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from pix2color.hint_points import Hint
 
 
-def read_hint_file(path: Path, sources: Sequence[Path]) -> dict[Path, list[Hint]]:
-    """Photo -> its hints, for the ``sources`` a run colorizes.
+def read_hint_file(path: Path, sources: Sequence[Path], flag: str = "--hints") -> dict[Path, list[Hint]]:
+    """Photo -> its hints, for the ``sources`` a run colorizes; ``flag`` names the option in errors.
 
     Raises:
         UserError: an unreadable or malformed file, a name that matches no photo of the run, a list for a run
@@ -27,11 +27,13 @@ def read_hint_file(path: Path, sources: Sequence[Path]) -> dict[Path, list[Hint]
     """
     from pix2color.hint_points import check_inside, parse_hints  # torch: only once there are hints to read
 
-    where = f"--hints {path}"
+    where = f"{flag} {path}"
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UserError(f"{where} cannot be read as JSON ({exc}); give a list of hints or an object of lists.") from exc
+    except (ValueError, RecursionError):  # an integer of thousands of digits, or nesting deeper than Python's stack
+        raise UserError(f"{where} holds a number or nesting too large to read; give a list of hints.") from None
     if isinstance(data, list):
         if len(sources) != 1:
             raise UserError(

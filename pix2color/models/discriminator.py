@@ -57,7 +57,11 @@ class PatchDiscriminator(nn.Module):
     def forward(self, lightness: Tensor, chroma: Tensor, hints: Tensor | None = None) -> Tensor:
         """lightness (B, 1, H, W), chroma (B, 2, H, W) and, for a D built with ``disc.hints``, the hints (B, 3, H, W)
         -> logits (B, 1, h, w), one per patch."""
-        return self.layers(torch.cat([lightness, chroma, *([] if hints is None else [hints])], dim=1))
+        inputs = torch.cat([lightness, chroma, *([] if hints is None else [hints])], dim=1)
+        if inputs.shape[1] != self.layers[0].in_channels:
+            built = "with disc.hints" if self.layers[0].in_channels > 3 else "without disc.hints"
+            raise ValueError(f"this discriminator was built {built}; give it hints exactly when it was built with them")
+        return self.layers(inputs)
 
 
 def build_discriminator(cfg: DiscriminatorConfig) -> PatchDiscriminator:

@@ -94,6 +94,9 @@ CHROMA_HEADS: dict[ChromaHead, Callable[[ModelConfig, str], tuple[int, tuple[flo
 class Generator(nn.Module):
     """Maps lightness to chroma with a U-Net whose encoder can be frozen for transfer learning.
 
+    Not re-entrant: a forward pass keeps state on its modules while it runs (fastai's skip activations, the hint
+    pyramid's hints), so one instance must not run in two threads at once (the server runs it on one worker).
+
     Args:
         unet: a fastai DynamicUnet whose first layer is the encoder.
         fusion: fuses a global image embedding into the encoder's output, or None.
@@ -247,6 +250,8 @@ def build_generator(cfg: ModelConfig, size: int = 256, space: str = "lab") -> Ge
         last_cross=cfg.last_cross,
         norm_type=NormType.Spectral if cfg.spectral_norm else None,
     )
+    if pyramid is not None and len(pyramid.convs) != len(unet.sfs) + 1:
+        raise RuntimeError(f"the hint pyramid reads {len(pyramid.convs)} stages, fastai's U-Net {len(unet.sfs)} + 1")
     _drop_tensor_base(unet)
     _parametrize_spectral_norm(unet)
     batchnorm_frozen = cfg.encoder_batchnorm == "frozen"

@@ -18,6 +18,7 @@ from pix2color.hint_points import Hint, check_inside, parse_hints
 from pix2color.serve.uploads import HINTS_FIELD
 
 WHERE = f"the form field '{HINTS_FIELD}'"
+EXAMPLE = '[{"x": 120, "y": 80, "color": "#b03a2e"}]'
 
 
 def read_hints(data: bytes | None) -> tuple[Hint, ...]:
@@ -31,29 +32,29 @@ def read_hints(data: bytes | None) -> tuple[Hint, ...]:
         return ()
     try:
         items = json.loads(data)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, a huge integer, deep nesting
-        raise HTTPException(
-            400, f'{WHERE} is not valid JSON ({exc}); send a list like [{{"x": 120, "y": 80, "color": "#b03a2e"}}].'
-        ) from None
+    except json.JSONDecodeError as exc:
+        raise HTTPException(400, f"{WHERE} is not valid JSON ({exc}); send a list like {EXAMPLE}.") from None
+    except (ValueError, RecursionError):  # not UTF-8, an integer of thousands of digits, or nesting too deep
+        raise HTTPException(400, f"{WHERE} is not UTF-8 JSON of a readable size; send a list like {EXAMPLE}.") from None
     try:
         return tuple(parse_hints(items, WHERE))
     except UserError as exc:
         raise HTTPException(400, str(exc)) from None
 
 
-def check_hints(hints: Sequence[Hint], image: Image.Image, takes_hints: bool) -> None:
-    """Whether the model can take ``hints`` for ``image``: one that reads hints (``takes_hints``), each hint inside
-    the photo (in its pixels once EXIF orientation is applied, as the CLI counts them).
-
-    Raises:
-        HTTPException: 400 naming the model's lack of hints or the first hint outside the photo.
-    """
+def check_model_takes(hints: Sequence[Hint], takes_hints: bool) -> None:
+    """Raises HTTPException (400) when there are ``hints`` for a model that reads none (``takes_hints`` False)."""
     if hints and not takes_hints:
         raise HTTPException(
             400,
             f"this server's model takes no colour hints (it was trained without model.hints); leave out {WHERE} "
             "or serve a model trained with hints.",
         )
+
+
+def check_hints_inside(hints: Sequence[Hint], image: Image.Image) -> None:
+    """Raises HTTPException (400) naming the first hint outside ``image`` (in its pixels once EXIF orientation is
+    applied, as the CLI counts them)."""
     try:
         check_inside(hints, image.width, image.height, WHERE)
     except UserError as exc:

@@ -237,7 +237,6 @@ class Pix2PixStage(GeneratorStage):
         self.schedule_d = partial(schedules.STAGE2_SCHEDULES[s2.d_schedule], decay_start=s2.decay_start)
         self.g_started_at: float | None = None  # the stage's progress at G's first step
         self.gan_weight = 0.0
-        self.d_hints: Tensor | None = None  # the step's hints when D reads them (disc.hints), else None
 
     def build_rgb_terms(self) -> dict[str, tuple[float, Callable[[Tensor, Tensor], Tensor]]]:
         """The :data:`RGB_TERMS` that are on.
@@ -280,16 +279,19 @@ class Pix2PixStage(GeneratorStage):
         hints = self.hints(chroma, progress)
         with autocast(self.ctx.device, self.ctx.amp), torch.set_grad_enabled(train_g):
             fake = (self.g_train if train_g else self.g)(lightness, hints=hints)
-        self.d_hints = hints if self.ctx.cfg.disc.hints else None
-        values = self.discriminator_step(lightness, chroma, fake.detach())
+        d_hints = hints if self.ctx.cfg.disc.hints else None  # what D reads besides L and the chroma
+        values = self.discriminator_step(lightness, chroma, fake.detach(), d_hints)
         if train_g:
-            values |= self.generator_step(rgb, lightness, chroma, fake, progress)
+            values |= self.generator_step(rgb, lightness, chroma, fake, progress, d_hints)
         return values
 
-    def discriminator_step(self, lightness: Tensor, chroma: Tensor, fake: Tensor) -> dict[str, Tensor]:
+    def discriminator_step(
+        self, lightness: Tensor, chroma: Tensor, fake: Tensor, hints: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        """One D update on the true and the fake chroma (and ``hints`` for a D built with ``disc.hints``)."""
         with autocast(self.ctx.device, self.ctx.amp):
-            real_logits = self.d_train(lightness, chroma, self.d_hints).float()
-            fake_logits = self.d_train(lightness, fake, self.d_hints).float()
+            real_logits = self.d_train(lightness, chroma, hints).float()
+            fake_logits = self.d_train(lightness, fake, hints).float()
         loss_d = self.gan_loss.discriminator(real_logits, fake_logits)
         return {
             "loss_d": loss_d.detach(),
@@ -299,9 +301,9 @@ class Pix2PixStage(GeneratorStage):
         }
 
     def generator_step(
-        self, rgb: Tensor, lightness: Tensor, chroma: Tensor, fake: Tensor, progress: Progress
+        self, rgb: Tensor, lightness: Tensor, chroma: Tensor, fake: Tensor, progress: Progress, hints: Tensor | None
     ) -> dict[str, Tensor]:
-        """G's half: its schedules, then one update on :meth:`generator_losses`."""
+        """G's half: its schedules, then one update on :meth:`generator_losses` (``hints``: what D reads)."""
         s2 = self.ctx.cfg.stage2
         if self.g_started_at is None:
             self.g_started_at = progress.fraction
@@ -309,7 +311,7 @@ class Pix2PixStage(GeneratorStage):
         schedules.set_learning_rate(self.opt_g, self.schedule_g(g_progress))
         self.gan_weight = s2.gan_weight * schedules.ramp(progress.step - s2.d_warmup_steps, s2.gan_ramp_steps)
         self.d.requires_grad_(False)
-        parts, loss_g = self.generator_losses(rgb, lightness, chroma, fake)
+        parts, loss_g = self.generator_losses(rgb, lightness, chroma, fake, hints)
         grad_norm = self.ctx.update(loss_g, self.opt_g, self.g, self.scaler_g)
         self.d.requires_grad_(True)
         self.update_ema()
@@ -317,13 +319,14 @@ class Pix2PixStage(GeneratorStage):
         return parts | {"loss_g": loss_g.detach(), "grad_norm_g": grad_norm}
 
     def generator_losses(
-        self, rgb: Tensor, lightness: Tensor, chroma: Tensor, fake: Tensor
+        self, rgb: Tensor, lightness: Tensor, chroma: Tensor, fake: Tensor, hints: Tensor | None = None
     ) -> tuple[dict[str, Tensor], Tensor]:
         """G's objective: (its unweighted parts by name, the weighted sum). D is frozen and called unwrapped
-        (no DDP sync for its weights). A variant overrides this to add or change terms."""
+        (no DDP sync for its weights), with ``hints`` when it reads them. A variant overrides this to add or change
+        terms."""
         s2 = self.ctx.cfg.stage2
         with autocast(self.ctx.device, self.ctx.amp):
-            logits = self.d(lightness, fake, self.d_hints)
+            logits = self.d(lightness, fake, hints)
         parts = {"loss_g_gan": self.gan_loss.generator(logits.float()), "loss_l1": l1_chroma(fake.float(), chroma)}
         loss_g = self.gan_weight * parts["loss_g_gan"] + s2.lambda_l1 * parts["loss_l1"]
         if self.rgb_terms:

@@ -250,6 +250,8 @@ def test_a_bad_hints_file_is_one_line_exit_2_and_nothing_is_written(tmp_path, ma
         '{"a.jpg": [{"x": 80, "y": 1, "color": "#ffffff"}]}': "hint 1 at x=80, y=1 lies outside the 80x64 photo",
         '{"a.jpg": [{"x": 1, "y": 1, "color": "white"}]}': "color='white' is not an RGB hex colour",
         '{"c.jpg": []}': "'c.jpg' matches no photo of this run",
+        '{"a.jpg": [{"x": 1' + "0" * 5000 + "}]}": "holds a number or nesting too large to read",
+        "[" * 100_000 + "]" * 100_000: "holds a number or nesting too large to read",
     }
     for index, (text, message) in enumerate(cases.items()):  # each stops before the model loads
         hints = tmp_path / f"hints_{index}.json"

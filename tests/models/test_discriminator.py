@@ -59,3 +59,7 @@ def test_a_discriminator_with_hints_reads_them_beside_l_and_the_chroma():
     hinted = hints.clone()
     hinted[:, :, 20:26, 20:26] = 0.5
     assert not torch.allclose(disc(lightness, chroma, hints), disc(lightness, chroma, hinted))
+    with pytest.raises(ValueError, match="built with disc.hints; give it hints exactly when"):
+        disc(lightness, chroma)
+    with pytest.raises(ValueError, match="built without disc.hints"):
+        build_discriminator(DiscriminatorConfig(ndf=8))(lightness, chroma, hints)

@@ -103,7 +103,7 @@ def test_a_hint_file_adds_a_column_with_the_placed_hints_mapped_into_the_centre_
     middle, outside = {"x": 40, "y": 30, "color": "#c03020", "size": 6}, {"x": 2, "y": 30, "color": "#2030c0"}
     hint_file.write_text(f'{{"{first.name}": [{_json(middle)}, {_json(outside)}], "{second.name}": []}}')
     grid = _run(compare, [hinted_checkpoint], tmp_path / "photos", tmp_path / "grid.png", "--hint-file", str(hint_file))
-    assert "3 columns (gray, hinted/best, hinted/best, placed hints)" in capsys.readouterr().out
+    assert "3 columns (gray, hinted/best, hinted/best + placed hints)" in capsys.readouterr().out
     rings = [(_tile(grid, row, 2, 0) == 255).all(dim=0) for row in range(2)]
     rows, cols = torch.nonzero(rings[0], as_tuple=True)
     assert 12 <= cols.min() and cols.max() <= 19 and 12 <= rows.min() and rows.max() <= 19  # one ring, mid-crop

@@ -95,7 +95,8 @@ def hint(**fields) -> dict:
     ("hints", "needle"),
     [
         ("[{'x': 1}]", "the form field 'hints' is not valid JSON (Expecting property name"),
-        ("[" * 30_000 + "]" * 30_000, "the form field 'hints' is not valid JSON"),
+        ("[" * 30_000 + "]" * 30_000, "the form field 'hints' is not UTF-8 JSON of a readable size"),
+        ("[" + "1" * 5000 + "]", "the form field 'hints' is not UTF-8 JSON of a readable size"),
         ('{"x": 10, "y": 10, "color": "#c02020"}', "the form field 'hints': hints must be a JSON list of at most 256"),
         (json.dumps([hint()] * 257), "a JSON list of at most 256 objects"),
         (json.dumps([hint(), {"x": 1, "color": RED}]), "the form field 'hints': hint 2 must be an object with x, y"),

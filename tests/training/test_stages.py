@@ -161,8 +161,8 @@ def test_stage2_takes_a_stage1_checkpoint_written_before_the_chroma_head_but_not
 class VividPix2Pix(Pix2PixStage):
     """A toy stage-2 recipe: pix2pix plus a small reward for saturated chroma."""
 
-    def generator_losses(self, rgb, lightness, chroma, fake):
-        parts, loss_g = super().generator_losses(rgb, lightness, chroma, fake)
+    def generator_losses(self, rgb, lightness, chroma, fake, hints=None):
+        parts, loss_g = super().generator_losses(rgb, lightness, chroma, fake, hints)
         parts["loss_vivid"] = -fake.float().abs().mean()
         return parts, loss_g + 0.1 * parts["loss_vivid"]
 

@@ -1,7 +1,7 @@
 // The pix2color page: pick or drop a photo, colorize it through POST v1/colorize, compare, download; for a
 // model that takes them, colour hints (hints.js) go with the photo. Plain JavaScript modules, no build step,
 // nothing loaded from elsewhere.
-import { hintCount, hintsField, resetHints, setUpHints, showHintTools } from "./hints.js";
+import { hintCount, hintsField, render as renderHints, resetHints, setUpHints, showHintTools } from "./hints.js";
 
 const $ = (id) => document.getElementById(id);
 const RENDER_SIZES = [128, 192, 256, 320, 384, 512, 768, 1024];
@@ -102,6 +102,7 @@ async function colorize() {
     const render = `render size ${response.headers.get("X-Render-Size")}`;
     const points = count ? `, ${count} hint${count === 1 ? "" : "s"}` : "";
     setStatus(`Colorized ${after.naturalWidth}×${after.naturalHeight} in ${seconds} s (${render}${points}).`, "done");
+    renderHints();
   };
   after.src = resultUrl;
   $("viewer").hidden = false;

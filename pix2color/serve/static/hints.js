@@ -5,6 +5,8 @@
 const $ = (id) => document.getElementById(id);
 const DEFAULT_SIZE = 8;      // as pix2color.hint_points.DEFAULT_SIZE
 const MAX_SAMPLE = 16;       // a point's starting colour: the mean of at most 16 x 16 samples of its square
+const MAX_NEW_SIZE = 1000;   // the size box's bound
+const MAX_SIZE = 100000;     // as pix2color.hint_points.MAX_SIZE
 let points = [];             // {x, y, color, size}: pixel column and row in the photo, "#rrggbb", side in pixels
 let photoFile = "photo";     // the photo's file name, which a hints file of a folder run may name
 let saveUrl = null;
@@ -57,7 +59,7 @@ function placingMode() {
 // ---- changes ------------------------------------------------------------------------------------------------
 
 function add(where) {
-  const size = Math.max(1, Number($("hint-size").value) || DEFAULT_SIZE);
+  const size = clamp(Number($("hint-size").value) || DEFAULT_SIZE, 1, MAX_NEW_SIZE);
   points.push({ ...where, color: colorAt(where, size), size });
   render();
   changed();
@@ -114,7 +116,8 @@ function hex(rgb) {
 
 // ---- drawing ------------------------------------------------------------------------------------------------
 
-function render() {
+// Draw the points over the colorized photo (again once a new result has loaded: they are placed by its size).
+export function render() {
   const image = $("after");
   $("marks").replaceChildren(...points.map((point, index) => mark(point, index, image)));
   $("hint-list").replaceChildren(...points.map(listItem));
@@ -218,7 +221,11 @@ function fromJson(data) {
     if (!Number.isFinite(item?.x) || !Number.isFinite(item?.y) || !/^#[0-9a-f]{6}$/.test(color ?? "")) {
       throw new Error(`hint ${index + 1} needs numbers x and y and a color like "#b03a2e" or a lab [a, b].`);
     }
-    return { x: item.x, y: item.y, color, size: item.size ?? DEFAULT_SIZE };
+    const size = item.size ?? DEFAULT_SIZE;
+    if (!Number.isFinite(size) || size <= 0 || size > MAX_SIZE) {
+      throw new Error(`hint ${index + 1}: size must be a number above 0 and at most ${MAX_SIZE} pixels.`);
+    }
+    return { x: item.x, y: item.y, color, size };
   });
 }
 
