@@ -15,6 +15,7 @@ from pix2color.checkpoint import load_checkpoint, save_checkpoint
 from pix2color.config import config_to_dict, load_config
 from pix2color.data import open_image
 from pix2color.errors import UserError
+from pix2color.hint_points import parse_hints
 from pix2color.inference import Colorizer
 from pix2color.model_files import CONFIG, WEIGHTS, inference_checkpoint, load_generator
 from pix2color.models.generator import build_generator
@@ -189,3 +190,22 @@ def test_resnet18_unet_release_is_under_65_mb_and_colors_the_val_photos_like_its
     settings = {"device": "cpu", "render_size": 128, "precision": "fp32"}
     from_release = Colorizer.from_pretrained(release, **settings)
     assert max_difference(from_release, Colorizer.from_checkpoint(checkpoint, **settings), images) <= 1
+
+
+def test_a_release_of_a_model_that_takes_hints_colours_with_them_as_its_checkpoint_does(tmp_path):
+    cfg = load_config(None, ["model.pretrained=none", "data.size=64", "model.hints=true", "model.last_cross=false"])
+    torch.manual_seed(0)
+    generator = build_generator(cfg.model, 64)
+    for conv in generator.hint_pyramid.convs:  # kernels that start at zero: make the hints matter
+        torch.nn.init.normal_(conv.weight)
+    checkpoint = tmp_path / "best.pt"
+    save_checkpoint(inference_checkpoint(cfg, generator.state_dict(), "pretrain"), checkpoint)
+    release = export_release(checkpoint, tmp_path / "release", dtype="fp32")
+    hints = parse_hints([{"x": 30, "y": 20, "color": "#2050d0", "size": 12}], "test")
+    from_checkpoint, from_release = (
+        Colorizer.from_checkpoint(path, precision="fp32") for path in (checkpoint, release)
+    )
+    assert from_release.takes_hints
+    hinted = from_release.colorize(photo(), hints=hints)
+    assert np.array_equal(np.asarray(hinted), np.asarray(from_checkpoint.colorize(photo(), hints=hints)))
+    assert not np.array_equal(np.asarray(hinted), np.asarray(from_release.colorize(photo())))
