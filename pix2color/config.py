@@ -511,8 +511,9 @@ def _split_override(item: str) -> tuple[str, Any]:
 
 def _unknown_key(source: str, key: str, valid: list[str], where: str) -> ConfigError:
     """One line naming the unknown dotted ``key``, the closest valid name if one is close, and all of them."""
-    close = difflib.get_close_matches(key.rpartition(".")[2], valid, n=1)
-    hint = f"did you mean '{close[0]}'? " if close else ""
+    section, dot, name = key.rpartition(".")
+    close = difflib.get_close_matches(name, valid, n=1)
+    hint = f"did you mean '{section}{dot}{close[0]}'? " if close else ""
     return ConfigError(f"{source}: unknown key '{key}'; {hint}valid keys in {where}: {sorted(valid)}.")
 
 

@@ -136,7 +136,7 @@ def test_unknown_key_in_yaml_names_the_key_the_file_and_the_valid_keys(write_yam
         load_config(path)
     message = str(info.value)
     assert "train.bath_size" in message and str(path) in message
-    assert "did you mean 'batch_size'?" in message and "channels_last" in message
+    assert "did you mean 'train.batch_size'?" in message and "channels_last" in message
 
 
 def test_a_key_close_to_none_gets_no_guess():
@@ -152,7 +152,7 @@ def test_unknown_section_in_yaml_lists_the_sections(write_yaml):
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("train.bath_size=8", r"^--set: unknown key 'train.bath_size'; did you mean 'batch_size'\?"),
+        ("train.bath_size=8", r"^--set: unknown key 'train.bath_size'; did you mean 'train.batch_size'\?"),
         ("trian.batch_size=8", r"^--set: unknown key 'trian.batch_size'.*'train'"),
         ("batch_size=8", r"^--set: unknown key 'batch_size'"),
         ("train.batch_size", r"^--set: 'train.batch_size' is not key=value"),
