@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -82,10 +82,11 @@ def dead_pid() -> int:
     return int(done.stdout)
 
 
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A weights-only stage 1 checkpoint (config, stage, generator; no training state): resnet18 U-Net for
-    64 px, random weights (seed 0), written once per session; read-only for the tests."""
+def write_random_checkpoint(
+    path: Path, overrides: Sequence[str] = (), prepare: Callable | None = None, stage: str = "pretrain"
+) -> Path:
+    """A weights-only checkpoint (config, stage, generator; no training state) of a random U-Net (seed 0) built
+    from the default config with ``model.pretrained=none`` and ``overrides``, after ``prepare(generator)``."""
     import torch
 
     from pix2color.checkpoint import save_checkpoint
@@ -93,10 +94,39 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from pix2color.model_files import inference_checkpoint
     from pix2color.models.generator import build_generator
 
-    cfg = load_config(None, ["model.pretrained=none", "data.size=64"])
+    cfg = load_config(None, ["model.pretrained=none", *overrides])
     with torch.random.fork_rng():
         torch.manual_seed(0)
         generator = build_generator(cfg.model, cfg.data.size)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint(inference_checkpoint(cfg, generator.state_dict(), "pretrain"), path)
+        if prepare is not None:
+            prepare(generator)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(inference_checkpoint(cfg, generator.state_dict(), stage), path)
     return path
+
+
+def random_hint_pyramid(generator) -> None:
+    """Give a hinted generator's pyramid random kernels (they start at zero), so that hints change its output."""
+    import torch
+
+    for conv in generator.hint_pyramid.convs:
+        torch.nn.init.normal_(conv.weight)
+
+
+@pytest.fixture(scope="session")
+def write_checkpoint() -> Callable[..., Path]:
+    """:func:`write_random_checkpoint`, for tests (conftest is not importable under --import-mode=importlib)."""
+    return write_random_checkpoint
+
+
+@pytest.fixture(scope="session")
+def random_pyramid() -> Callable:
+    """:func:`random_hint_pyramid`, a ``prepare`` for :func:`write_random_checkpoint`."""
+    return random_hint_pyramid
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A weights-only stage 1 checkpoint: resnet18 U-Net for 64 px, random weights (seed 0), written once per
+    session; read-only for the tests."""
+    return write_random_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", ["data.size=64"])

@@ -44,22 +44,10 @@ def test_torchscript_matches_eager_and_is_written_beside_the_checkpoint(tmp_path
 
 
 @pytest.fixture(scope="module")
-def hinted_checkpoint(tmp_path_factory):
+def hinted_checkpoint(tmp_path_factory, write_checkpoint, random_pyramid):
     """A 64 px resnet18 U-Net built with ``model.hints`` whose hint pyramid's kernels are random."""
-    from pix2color.checkpoint import save_checkpoint
-    from pix2color.config import load_config
-    from pix2color.model_files import inference_checkpoint
-    from pix2color.models.generator import build_generator
-
-    cfg = load_config(None, ["model.pretrained=none", "data.size=64", "model.hints=true", "model.last_cross=false"])
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        generator = build_generator(cfg.model, cfg.data.size)
-        for conv in generator.hint_pyramid.convs:
-            torch.nn.init.normal_(conv.weight)
-    path = tmp_path_factory.mktemp("hinted") / "best.pt"
-    save_checkpoint(inference_checkpoint(cfg, generator.state_dict(), "pretrain"), path)
-    return path
+    overrides = ["data.size=64", "model.hints=true", "model.last_cross=false"]
+    return write_checkpoint(tmp_path_factory.mktemp("hinted") / "best.pt", overrides, prepare=random_pyramid)
 
 
 def test_both_exports_of_a_model_that_takes_hints_read_them_as_their_second_input(tmp_path, hinted_checkpoint):

@@ -39,12 +39,11 @@ def test_without_the_export_extra_says_what_to_install(generator, monkeypatch, m
         OnnxGenerator.from_module(generator, 64)
 
 
-def test_a_generator_that_takes_hints_exports_them_as_a_second_input():
+def test_a_generator_that_takes_hints_exports_them_as_a_second_input(random_pyramid):
     torch.manual_seed(0)
     cfg = ModelConfig(encoder="resnet18", pretrained="none", last_cross=False, hints=True)
     generator = build_generator(cfg, 64).eval()
-    for conv in generator.hint_pyramid.convs:  # kernels that start at zero: make the hints matter
-        torch.nn.init.normal_(conv.weight)
+    random_pyramid(generator)  # kernels that start at zero: make the hints matter
     onnx_generator = OnnxGenerator.from_module(generator, 64)
     assert [item.name for item in onnx_generator.session.get_inputs()] == ["lightness", "hints"]
     assert onnx_generator.takes_hints

@@ -192,14 +192,11 @@ def test_resnet18_unet_release_is_under_65_mb_and_colors_the_val_photos_like_its
     assert max_difference(from_release, Colorizer.from_checkpoint(checkpoint, **settings), images) <= 1
 
 
-def test_a_release_of_a_model_that_takes_hints_colours_with_them_as_its_checkpoint_does(tmp_path):
-    cfg = load_config(None, ["model.pretrained=none", "data.size=64", "model.hints=true", "model.last_cross=false"])
-    torch.manual_seed(0)
-    generator = build_generator(cfg.model, 64)
-    for conv in generator.hint_pyramid.convs:  # kernels that start at zero: make the hints matter
-        torch.nn.init.normal_(conv.weight)
-    checkpoint = tmp_path / "best.pt"
-    save_checkpoint(inference_checkpoint(cfg, generator.state_dict(), "pretrain"), checkpoint)
+def test_a_release_of_a_model_that_takes_hints_colours_with_them_as_its_checkpoint_does(
+    tmp_path, write_checkpoint, random_pyramid
+):
+    overrides = ["data.size=64", "model.hints=true", "model.last_cross=false"]
+    checkpoint = write_checkpoint(tmp_path / "best.pt", overrides, prepare=random_pyramid)
     release = export_release(checkpoint, tmp_path / "release", dtype="fp32")
     hints = parse_hints([{"x": 30, "y": 20, "color": "#2050d0", "size": 12}], "test")
     from_checkpoint, from_release = (

@@ -206,25 +206,11 @@ def test_help_answers_without_importing_torch():
     assert result.stdout.strip().endswith("[]"), result.stdout
 
 
-def hinted_checkpoint(path: Path) -> Path:
-    """A 64 px resnet18 U-Net that takes hints, random weights, saved as best.pt is."""
-    import torch
-
-    from pix2color.checkpoint import save_checkpoint
-    from pix2color.config import load_config
-    from pix2color.model_files import inference_checkpoint
-    from pix2color.models.generator import build_generator
-
-    cfg = load_config(None, ["model.pretrained=none", "data.size=64", "model.hints=true"])
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        generator = build_generator(cfg.model, cfg.data.size)
-    save_checkpoint(inference_checkpoint(cfg, generator.state_dict(), "pretrain"), path)
-    return path
+HINTED = ["data.size=64", "model.hints=true"]  # a 64 px resnet18 U-Net that takes hints
 
 
-def test_hints_file_for_one_photo_or_by_file_name_colorizes_with_them(tmp_path, make_image, capsys):
-    checkpoint = hinted_checkpoint(tmp_path / "hinted.pt")
+def test_hints_file_for_one_photo_or_by_file_name_colorizes_with_them(tmp_path, make_image, write_checkpoint, capsys):
+    checkpoint = write_checkpoint(tmp_path / "hinted.pt", HINTED)
     first, second = make_image("photos/a.jpg", (80, 64)), make_image("photos/b.png", (64, 48), seed=1)
     one = tmp_path / "one.json"
     one.write_text('[{"x": 10, "y": 20, "color": "#b03a2e", "size": 6}]')
@@ -240,8 +226,10 @@ def test_hints_file_for_one_photo_or_by_file_name_colorizes_with_them(tmp_path, 
     assert code == 0 and "2 colorized" in stdout
 
 
-def test_a_bad_hints_file_is_one_line_exit_2_and_nothing_is_written(tmp_path, make_image, tiny_checkpoint, capsys):
-    checkpoint = hinted_checkpoint(tmp_path / "hinted.pt")
+def test_a_bad_hints_file_is_one_line_exit_2_and_nothing_is_written(
+    tmp_path, make_image, tiny_checkpoint, write_checkpoint, capsys
+):
+    checkpoint = write_checkpoint(tmp_path / "hinted.pt", HINTED)
     make_image("photos/a.jpg", (80, 64))
     make_image("photos/b.jpg", (80, 64))
     cases = {

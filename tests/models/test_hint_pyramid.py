@@ -40,7 +40,7 @@ def test_a_stage_gets_its_conv_of_the_pooled_hints_only_while_hints_are_set():
     assert torch.allclose(stage(features), features + pyramid.convs[0](pool_hints(_hints(), 4)))
 
 
-def test_a_hinted_generator_starts_out_ignoring_hints_and_carries_them_to_its_coarsest_features():
+def test_a_hinted_generator_starts_out_ignoring_hints_and_carries_them_to_its_coarsest_features(random_pyramid):
     cfg = ModelConfig(encoder="efficientnet_lite0", pretrained="none", hints=True, last_cross=False)
     generator = build_generator(cfg, SIZE).eval()
     stored = {}
@@ -49,8 +49,7 @@ def test_a_hinted_generator_starts_out_ignoring_hints_and_carries_them_to_its_co
     hints[0, :, 40:44, 8:12] = 0.5
     with torch.no_grad():  # without the last cross block, every kernel that reads hints starts at zero
         assert torch.equal(generator(lightness, hints=hints), generator(lightness))
-    for conv in generator.hint_pyramid.convs:
-        nn.init.normal_(conv.weight)
+    random_pyramid(generator)
     with torch.no_grad():
         hinted = generator(lightness, hints=hints)
         coarse = stored["features"]

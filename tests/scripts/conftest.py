@@ -40,15 +40,11 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def hinted_checkpoint(tmp_path_factory) -> Path:
+def hinted_checkpoint(tmp_path_factory, write_checkpoint) -> Path:
     """A fresh 32 px generator that takes hints (``model.hints``), saved as ``hinted/best.pt``."""
-    cfg = load_config(None, ["model.pretrained=none", "data.size=32", "model.hints=true"])
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        generator = build_generator(cfg.model, cfg.data.size)
-    path = tmp_path_factory.mktemp("hinted") / "hinted" / "best.pt"
-    save_checkpoint(inference_checkpoint(cfg, generator.state_dict(), "pretrain"), path)
-    return path
+    return write_checkpoint(
+        tmp_path_factory.mktemp("hinted") / "hinted" / "best.pt", ["data.size=32", "model.hints=true"]
+    )
 
 
 @pytest.fixture(scope="session")

@@ -65,7 +65,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def hinted_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def hinted_checkpoint(tmp_path_factory: pytest.TempPathFactory, write_checkpoint) -> Path:
     """A 64 px resnet18 U-Net built with ``model.hints`` whose hints reach its output, as a weights-only checkpoint.
 
     Random weights (seed 0), as ``tiny_checkpoint``, except in fastai's last cross block, which reads the U-Net's
@@ -75,21 +75,8 @@ def hinted_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     that serve it check that each hint reaches the model at its place with its colour, which this makes visible
     in the output, in a second instead of minutes of training.
     """
-    import torch
-
-    from pix2color.checkpoint import save_checkpoint
-    from pix2color.config import load_config
-    from pix2color.model_files import inference_checkpoint
-    from pix2color.models.generator import build_generator
-
-    cfg = load_config(None, ["model.pretrained=none", "data.size=64", "model.hints=true"])
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        generator = build_generator(cfg.model, cfg.data.size)
-    pass_hints_to_output(generator)
     path = tmp_path_factory.mktemp("hinted") / "hinted.pt"
-    save_checkpoint(inference_checkpoint(cfg, generator.state_dict(), "pretrain"), path)
-    return path
+    return write_checkpoint(path, ["data.size=64", "model.hints=true"], prepare=pass_hints_to_output)
 
 
 def pass_hints_to_output(generator) -> None:
