@@ -9,6 +9,7 @@ mapped to the square the model runs at, where they become the (1, 3, S, S) hint 
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Sequence
@@ -37,6 +38,23 @@ class Hint:
     y: float
     rgb: tuple[float, float, float]
     size: float = DEFAULT_SIZE
+
+
+def read_json(data: str | bytes, where: str) -> Any:
+    """The JSON value of ``data`` (a hints file's or form field's text); ``where`` names the source in errors.
+
+    Raises:
+        UserError: one sentence: not JSON (with the parser's position), or not UTF-8, or a number or nesting too
+            large to read.
+    """
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{where} is not valid JSON ({exc}); give a list of hints like [{_EXAMPLE}].") from None
+    except (ValueError, RecursionError):  # not UTF-8, an integer of thousands of digits, or nesting too deep
+        raise UserError(
+            f"{where} is not UTF-8 JSON of a readable size; give a list of hints like [{_EXAMPLE}]."
+        ) from None
 
 
 def parse_hints(items: Any, where: str) -> list[Hint]:

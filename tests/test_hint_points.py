@@ -9,7 +9,7 @@ from torch import nn
 
 from pix2color import color
 from pix2color.errors import UserError
-from pix2color.hint_points import Hint, check_inside, hints_tensor, parse_hints
+from pix2color.hint_points import Hint, check_inside, hints_tensor, parse_hints, read_json
 from pix2color.inference import Colorizer
 
 
@@ -91,3 +91,17 @@ def test_a_hint_on_the_last_pixel_of_a_large_photo_keeps_its_square_on_the_rende
     tensor = hints_tensor([Hint(1023, 767, (0.0, 0.0, 1.0))], 1024, 768, 256, "lab")
     rows, cols = torch.nonzero(tensor[0, 2], as_tuple=True)
     assert len(rows) > 0 and rows.max() == 255 and cols.max() == 255
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("[{", r"^my hints is not valid JSON \(Expecting"),
+        (b"[\xff]", r"^my hints is not UTF-8 JSON of a readable size"),
+        ("[" + "1" * 5000 + "]", r"^my hints is not UTF-8 JSON of a readable size"),
+        ("[" * 100_000, r"^my hints is not"),
+    ],
+)
+def test_read_json_says_in_one_sentence_why_text_is_not_hints_json(data, message):
+    with pytest.raises(UserError, match=message):
+        read_json(data, "my hints")

@@ -7,7 +7,6 @@ anything is written, so a bad one stops the run with one line naming it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,15 +24,14 @@ def read_hint_file(path: Path, sources: Sequence[Path], flag: str = "--hints") -
         UserError: an unreadable or malformed file, a name that matches no photo of the run, a list for a run
             of several photos, or a hint outside its photo.
     """
-    from pix2color.hint_points import check_inside, parse_hints  # torch: only once there are hints to read
+    from pix2color.hint_points import check_inside, parse_hints, read_json  # torch: only once there are hints
 
     where = f"{flag} {path}"
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{where} cannot be read as JSON ({exc}); give a list of hints or an object of lists.") from exc
-    except (ValueError, RecursionError):  # an integer of thousands of digits, or nesting deeper than Python's stack
-        raise UserError(f"{where} holds a number or nesting too large to read; give a list of hints.") from None
+        text = Path(path).read_bytes()
+    except OSError as exc:
+        raise UserError(f"{where} cannot be read ({exc.strerror}); give the path of a JSON file of hints.") from None
+    data = read_json(text, where)
     if isinstance(data, list):
         if len(sources) != 1:
             raise UserError(

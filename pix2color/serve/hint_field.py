@@ -7,18 +7,16 @@ makes answers here as a 400 with its one sentence naming the field and the hint.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from fastapi import HTTPException
 from PIL import Image
 
 from pix2color.errors import UserError
-from pix2color.hint_points import Hint, check_inside, parse_hints
+from pix2color.hint_points import Hint, check_inside, parse_hints, read_json
 from pix2color.serve.uploads import HINTS_FIELD
 
 WHERE = f"the form field '{HINTS_FIELD}'"
-EXAMPLE = '[{"x": 120, "y": 80, "color": "#b03a2e"}]'
 
 
 def read_hints(data: bytes | None) -> tuple[Hint, ...]:
@@ -31,13 +29,7 @@ def read_hints(data: bytes | None) -> tuple[Hint, ...]:
     if data is None:
         return ()
     try:
-        items = json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise HTTPException(400, f"{WHERE} is not valid JSON ({exc}); send a list like {EXAMPLE}.") from None
-    except (ValueError, RecursionError):  # not UTF-8, an integer of thousands of digits, or nesting too deep
-        raise HTTPException(400, f"{WHERE} is not UTF-8 JSON of a readable size; send a list like {EXAMPLE}.") from None
-    try:
-        return tuple(parse_hints(items, WHERE))
+        return tuple(parse_hints(read_json(data, WHERE), WHERE))
     except UserError as exc:
         raise HTTPException(400, str(exc)) from None
 

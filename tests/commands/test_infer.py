@@ -233,13 +233,13 @@ def test_a_bad_hints_file_is_one_line_exit_2_and_nothing_is_written(
     make_image("photos/a.jpg", (80, 64))
     make_image("photos/b.jpg", (80, 64))
     cases = {
-        "[{": "cannot be read as JSON",
+        "[{": "is not valid JSON (Expecting",
         '[{"x": 80, "y": 1, "color": "#ffffff"}]': "holds one list of hints, which fits a run on one photo, not 2",
         '{"a.jpg": [{"x": 80, "y": 1, "color": "#ffffff"}]}': "hint 1 at x=80, y=1 lies outside the 80x64 photo",
         '{"a.jpg": [{"x": 1, "y": 1, "color": "white"}]}': "color='white' is not an RGB hex colour",
         '{"c.jpg": []}': "'c.jpg' matches no photo of this run",
-        '{"a.jpg": [{"x": 1' + "0" * 5000 + "}]}": "holds a number or nesting too large to read",
-        "[" * 100_000 + "]" * 100_000: "holds a number or nesting too large to read",
+        '{"a.jpg": [{"x": 1' + "0" * 5000 + "}]}": "is not UTF-8 JSON of a readable size",
+        "[" * 100_000 + "]" * 100_000: "is not UTF-8 JSON of a readable size",
     }
     for index, (text, message) in enumerate(cases.items()):  # each stops before the model loads
         hints = tmp_path / f"hints_{index}.json"
