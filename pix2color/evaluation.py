@@ -25,20 +25,25 @@ TRUTH = "ground truth"
 ZHANG_PSNR = {0: 24.43, 1: 25.37, 2: 26.20, 5: 27.39, 10: 28.42, 20: 29.34, 50: 30.42, 100: 31.13}
 
 
-def truth_hints(colorizer: Colorizer, truth: Tensor, count: int, seed: int) -> Tensor | None:
-    """``count`` hints per image from the truth at the colorizer's render size, by Zhang et al.'s protocol
-    (:func:`pix2color.hints.evaluation_hints`), seeded by ``seed``; None for 0.
+def predict_with_hints(
+    colorizer: Colorizer, truth: Tensor, counts: Sequence[int], seed: int
+) -> dict[int, tuple[Tensor, Tensor | None]]:
+    """Hint count -> (the colorizer's (B, 3, H, W) uint8 colours of ``truth`` given that many hints from the truth
+    by Zhang et al.'s protocol (:func:`pix2color.hints.evaluation_hints`, positions seeded by ``seed``), the
+    (B, 3, S, S) hints at the render size or None for 0); the photos are shrunk and converted once for all counts.
 
     Args:
-        colorizer: the model the hints are for; its render size and colour space.
+        colorizer: the model; its render size and colour space.
         truth: (B, 3, H, W) uint8 photos.
-        count: hints per image.
+        counts: hint counts per image.
         seed: the positions' seed (the batch's index: the same for every checkpoint).
     """
-    if not count:
-        return None
-    _, chroma = color.rgb_to_l_chroma(colorizer.shrink(truth), colorizer.space)
-    return evaluation_hints(chroma, count, seed)
+    lightness, chroma = color.rgb_to_l_chroma(colorizer.shrink(truth), colorizer.space)
+    results = {}
+    for count in counts:
+        hints = evaluation_hints(chroma, count, seed) if count else None
+        results[count] = colorizer.join(truth, colorizer.predict_chroma(lightness, hints=hints)).contiguous(), hints
+    return results
 
 
 def hinted_label(label: str, count: int) -> str:

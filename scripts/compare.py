@@ -41,7 +41,7 @@ from pix2color.commands.hint_file import read_hint_file
 from pix2color.commands.model_flags import add_model_args, at_least, colorizers_from_args
 from pix2color.data import center_box, chroma_score, image_size, list_images, open_image, to_rgb
 from pix2color.errors import DataError
-from pix2color.evaluation import GRAY, TRUTH, hinted_label, iter_batches, truth_hints
+from pix2color.evaluation import GRAY, TRUTH, hinted_label, iter_batches, predict_with_hints
 from pix2color.hint_points import Hint, hints_tensor
 from pix2color.inference import Colorizer
 from pix2color.runtime import resolve_device
@@ -71,8 +71,8 @@ def grid_columns(
         if not colorizer.takes_hints:
             continue
         if hint_count:
-            hints = truth_hints(colorizer, truth, hint_count, seed=0)
-            columns[hinted_label(label, hint_count)] = mark_hints(colorizer.predict_rgb(truth, hints=hints), hints)
+            hinted, hints = predict_with_hints(colorizer, truth, [hint_count], seed=0)[hint_count]
+            columns[hinted_label(label, hint_count)] = mark_hints(hinted, hints)
         if placed is not None:
             hints = placed_hints(colorizer, placed, truth.shape[-1]).to(truth.device)
             columns[f"{label} + placed hints"] = mark_hints(colorizer.predict_rgb(truth, hints=hints), hints)

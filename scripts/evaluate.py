@@ -39,7 +39,7 @@ from pix2color.commands.common import run_cli
 from pix2color.commands.model_flags import add_model_args, at_least, colorizers_from_args
 from pix2color.data import list_images
 from pix2color.errors import DataError
-from pix2color.evaluation import GRAY, TRUTH, ZHANG_PSNR, hinted_label, iter_batches, truth_hints
+from pix2color.evaluation import GRAY, TRUTH, ZHANG_PSNR, hinted_label, iter_batches, predict_with_hints
 from pix2color.inference import Colorizer
 from pix2color.metric_names import METRIC_SPECS
 from pix2color.runtime import resolve_device
@@ -106,11 +106,12 @@ def predictions(
     """Row label -> each colorizer's (B, 3, S, S) uint8 output, at each hint count it can take."""
     if tuple(hint_counts) == (0,):
         return {label: colorizer.predict_rgb(truth) for label, colorizer in colorizers.items()}
-    return {
-        hinted_label(label, count): colorizer.predict_rgb(truth, hints=truth_hints(colorizer, truth, count, seed))
-        for label, colorizer in colorizers.items()
-        for count in (hint_counts if colorizer.takes_hints else [0])
-    }
+    rows = {}
+    for label, colorizer in colorizers.items():
+        counts = hint_counts if colorizer.takes_hints else [0]
+        for count, (rgb, _) in predict_with_hints(colorizer, truth, counts, seed).items():
+            rows[hinted_label(label, count)] = rgb
+    return rows
 
 
 def hints_table(summaries: dict[str, dict[str, float]], labels: Sequence[str], hint_counts: Sequence[int]) -> str:
