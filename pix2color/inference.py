@@ -26,12 +26,14 @@ from pix2color.config import Backend, Precision, check_size
 from pix2color.data import to_rgb
 from pix2color.errors import ConfigError, UserError
 from pix2color.hint_points import Hint, check_inside, hints_tensor
+from pix2color.hint_spread import HintSpread, spread_hints
 from pix2color.model_files import ModelFile, read_model_file, rebuild_generator
 from pix2color.runtime import amp_dtype, autocast, resolve_device
 
 BACKENDS = typing.get_args(Backend)
 PRECISIONS = (*typing.get_args(Precision), "bf16", "fp16")  # the CLIs offer Precision; bf16, fp16 force a dtype
 STRIP_PIXELS = 1 << 19  # full-resolution work runs in strips of about this many pixels
+DEFAULT_SPREAD = HintSpread()
 RGB_PROFILE = b"RGB "  # ICC header bytes 16..19 name the profile's colour space
 
 
@@ -54,6 +56,8 @@ class Colorizer:
             "bf16" or "fp16" always under autocast in that dtype.
         channels_last: run the generator on channels-last tensors (as trained by default); False keeps the
             contiguous layout.
+        hint_spread: how each colour hint's correction is carried over the photo after the model
+            (:mod:`pix2color.hint_spread`); None leaves the hints to the model alone.
     """
 
     def __init__(
@@ -66,6 +70,7 @@ class Colorizer:
         batch_size: int = 8,
         precision: str = "auto",
         channels_last: bool = True,
+        hint_spread: HintSpread | None = DEFAULT_SPREAD,
     ):
         self.render_size = _checked_render_size(render_size)
         self.saturation = _checked_saturation(saturation)
@@ -76,6 +81,7 @@ class Colorizer:
         self.space = space
         self.batch_size = batch_size
         self.amp = None if precision == "fp32" else amp_dtype(self.device, enabled=True, requested=precision)
+        self.hint_spread = hint_spread
 
     @classmethod
     def from_checkpoint(
@@ -88,6 +94,7 @@ class Colorizer:
         backend: Backend = "torch",
         precision: str = "auto",
         model: ModelFile | None = None,
+        spread_hints: bool = True,
     ) -> Colorizer:
         """Load a stage 1 or stage 2 checkpoint, or a release folder; ``render_size`` defaults to its training size.
 
@@ -95,6 +102,7 @@ class Colorizer:
         :mod:`pix2color.onnx_runtime`; always fp32), "torch" with PyTorch on ``device`` at ``precision``.
         ``model``: the file at ``path`` already read (:func:`~pix2color.model_files.read_model_file`), so that a
         caller that also reports its training record reads it once; ``path`` then names it in errors.
+        ``spread_hints`` False leaves colour hints to the model alone (:attr:`hint_spread` None).
 
         Raises:
             CheckpointError: the checkpoint is missing, truncated or for another architecture.
@@ -108,7 +116,8 @@ class Colorizer:
             raise ConfigError(f"the onnxruntime backend runs on the CPU; ask for device cpu, not {device.type}.")
         generator, cfg = rebuild_generator(model or read_model_file(path), path)
         size = cfg.data.size if render_size is None else render_size
-        colorizer = cls(generator, cfg.color.space, size, saturation, device, batch_size, precision)
+        spread = DEFAULT_SPREAD if spread_hints else None
+        colorizer = cls(generator, cfg.color.space, size, saturation, device, batch_size, precision, hint_spread=spread)
         if backend == "onnxruntime":  # exported once the settings have passed their checks
             from pix2color.onnx_runtime import OnnxGenerator
 
@@ -146,12 +155,12 @@ class Colorizer:
             images: the photos.
             render_size: the square the model runs at for this call; None: the Colorizer's.
             saturation: the factor on this call's predicted chroma; None: the Colorizer's.
-            hints: per photo, its :class:`~pix2color.hint_points.Hint` points (in the photo's pixels), for a
-                model that :attr:`takes_hints`; None or empty lists: none.
+            hints: per photo, its :class:`~pix2color.hint_points.Hint` points (in the photo's pixels), when the
+                Colorizer :attr:`accepts_hints`; None or empty lists: none.
 
         Raises:
             ConfigError: a render size that is not a multiple of 32, or a negative saturation.
-            UserError: hints for a model without them, or a hint outside its photo.
+            UserError: hints the Colorizer does not accept, or a hint outside its photo.
         """
         if not images:
             return []
@@ -182,7 +191,7 @@ class Colorizer:
         """The (B, 3, size, size) hint tensor of ``images``' hint points, or None when none are given."""
         if not hints or not any(hints):
             return None
-        self.check_takes_hints()
+        self.check_accepts_hints()
         for index, (image, points) in enumerate(zip(images, hints, strict=True)):
             check_inside(points, image.width, image.height, f"photo {index + 1}")
         return torch.cat(
@@ -192,18 +201,24 @@ class Colorizer:
             ]
         )
 
-    def check_takes_hints(self) -> None:
-        """Raises UserError unless the model reads colour hints."""
-        if not self.takes_hints:
+    def check_accepts_hints(self) -> None:
+        """Raises UserError unless the Colorizer does something with colour hints."""
+        if not self.accepts_hints:
             raise UserError(
-                "this model takes no colour hints: it was trained without model.hints; remove the hints, or "
-                "colorize with a model trained with model.hints: true."
+                "this model takes no colour hints itself (it was trained without model.hints) and the hint spread "
+                "is off; turn the spread on, remove the hints, or colorize with a model trained with model.hints."
             )
 
     @property
     def takes_hints(self) -> bool:
-        """Whether the model reads colour hints (one trained with ``model.hints``)."""
+        """Whether the model itself reads colour hints (one trained with ``model.hints``)."""
         return bool(getattr(self.generator, "takes_hints", False))
+
+    @property
+    def accepts_hints(self) -> bool:
+        """Whether colour hints change the colours: the model reads them, or their corrections are spread after
+        it (:attr:`hint_spread`), which any model can have."""
+        return self.takes_hints or self.hint_spread is not None
 
     def render_lightness(self, rgb: Tensor, render_size: int | None = None) -> Tensor:
         """(B, 3, H, W) uint8 -> the model input: lightness (B, 1, S, S) in [-1, 1] on the device.
@@ -224,20 +239,31 @@ class Colorizer:
     def predict_chroma(self, lightness: Tensor, saturation: float | None = None, hints: Tensor | None = None) -> Tensor:
         """Lightness (N, 1, S, S) -> chroma (N, 2, S, S) float32, in batches, scaled by ``saturation``.
 
-        ``saturation`` None takes the Colorizer's. ``hints`` (N, 3, S, S), for a model that :attr:`takes_hints`:
-        hint chroma in the model's normalised units (0 where there is none) and a 0/1 mask; None: no hints.
+        ``saturation`` None takes the Colorizer's. ``hints`` (N, 3, S, S), when the Colorizer :attr:`accepts_hints`:
+        hint chroma in the model's normalised units (0 where there is none) and a 0/1 mask; None: no hints. A model
+        that :attr:`takes_hints` reads them; then each hint's correction is spread as :attr:`hint_spread` says.
         """
         factor = self.saturation if saturation is None else _checked_saturation(saturation)
         if hints is not None:
-            self.check_takes_hints()
+            self.check_accepts_hints()
         lightness_chunks = lightness.split(self.batch_size)
         hint_chunks = [None] * len(lightness_chunks) if hints is None else hints.to(self.device).split(self.batch_size)
-        chunks = []
-        for chunk, hint in zip(lightness_chunks, hint_chunks, strict=True):
-            with autocast(self.device, self.amp):
-                given = {} if hint is None else {"hints": hint.contiguous(memory_format=self.memory_format)}
-                chunks.append(self.generator(chunk.contiguous(memory_format=self.memory_format), **given).float())
-        return torch.cat(chunks) * factor
+        return torch.cat(
+            [
+                self._predict_batch(chunk, hint, factor)
+                for chunk, hint in zip(lightness_chunks, hint_chunks, strict=True)
+            ]
+        )
+
+    def _predict_batch(self, lightness: Tensor, hints: Tensor | None, factor: float) -> Tensor:
+        """One batch of :meth:`predict_chroma`: the generator's chroma times ``factor``, the hints spread over it."""
+        with autocast(self.device, self.amp):
+            reads = hints is not None and self.takes_hints
+            given = {"hints": hints.contiguous(memory_format=self.memory_format)} if reads else {}
+            chroma = self.generator(lightness.contiguous(memory_format=self.memory_format), **given).float() * factor
+        if hints is None or self.hint_spread is None:
+            return chroma
+        return spread_hints(lightness, chroma, hints, self.hint_spread)
 
     def join(self, rgb: Tensor, chroma: Tensor) -> Tensor:
         """Full-resolution lightness of rgb (B, 3, H, W) uint8 + chroma (B, 2, S, S) -> (B, 3, H, W) uint8.

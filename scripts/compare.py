@@ -9,11 +9,11 @@ image colorized at its full size.
         --checkpoint runs/quickstart/checkpoints/pretrain/best.pt \\
         --checkpoint runs/quickstart/checkpoints/gan/best.pt --labels "stage 1" "stage 2"
 
-``--hints N`` adds, after each checkpoint that takes hints, a column coloured with N hints per image from the
-truth (by the protocol of ``evaluate.py --hints``, seeded once for the whole grid), each hint's square outlined in
-white. ``--hint-file FILE`` adds one with the hints a person placed: ``pix2color-infer --hints``'s JSON object
-mapping file names to lists of points in the photos' own pixels (those outside the centre crop are left out), for
-photos that have no truth to draw hints from:
+``--hints N`` adds, after each checkpoint that accepts hints (every one, unless ``--no-hint-spread``), a column
+coloured with N hints per image from the truth (by the protocol of ``evaluate.py --hints``, seeded once for the
+whole grid), each hint's square outlined in white. ``--hint-file FILE`` adds one with the hints a person
+placed: ``pix2color-infer --hints``'s JSON object mapping file names to lists of points in the photos' own pixels
+(those outside the centre crop are left out), for photos that have no truth to draw hints from:
 
     python scripts/compare.py --images ../shared/data/bw --hint-file bw_hints.json --checkpoint best.pt
 """
@@ -62,13 +62,13 @@ def grid_columns(
     hint_count: int = 0,
     placed: Sequence[Sequence[Hint]] | None = None,
 ) -> dict[str, Tensor]:
-    """Column label -> (N, 3, H, W) uint8: gray, each colorizer (then, when it takes hints, the same with
+    """Column label -> (N, 3, H, W) uint8: gray, each colorizer (then, when it accepts hints, the same with
     ``hint_count`` hints from the truth, and with the ``placed`` hints, each image's in its crop's pixels, both
     outlined), and the truth for a color set."""
     columns = {GRAY: gray_rgb(truth)}
     for label, colorizer in colorizers.items():
         columns[label] = colorizer.predict_rgb(truth)
-        if not colorizer.takes_hints:
+        if not colorizer.accepts_hints:
             continue
         if hint_count:
             hinted, hints = predict_with_hints(colorizer, truth, [hint_count], seed=0)[hint_count]

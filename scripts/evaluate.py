@@ -8,11 +8,12 @@ and ΔCF. A ``gray`` row (ab = 0) and the ground truth's colorfulness are the re
         --checkpoint runs/quickstart/checkpoints/pretrain/best.pt \\
         --checkpoint runs/quickstart/checkpoints/gan/best.pt
 
-``--hints 0 1 2 5 10 20 50 100`` scores a model that takes hints (``model.hints``) at each count of hints
-per image, drawn from the truth by Zhang et al.'s protocol (6 x 6 patches at 256 px, scaled with the render
-size, holding the truth's mean colour, centres around the middle with sigma a quarter of the side; the same
-positions for every checkpoint), and prints a PSNR table beside Zhang et al.'s published figures. Models
-without hints get the 0 row only.
+``--hints 0 1 2 5 10 20 50 100`` scores every model at each count of hints per image, drawn from the truth by
+Zhang et al.'s protocol (6 x 6 patches at 256 px, scaled with the render size, holding the truth's mean colour,
+centres around the middle with sigma a quarter of the side; the same positions for every checkpoint), and
+prints a PSNR table beside Zhang et al.'s published figures. The hints go as in ``pix2color-infer --hints``: to
+a model trained with ``model.hints``, then spread after it (:mod:`pix2color.hint_spread`);
+``--no-hint-spread`` scores what the model alone makes of them (models without hints then get the 0 row only).
 
 ``--video CLIP [CLIP ...] [--truth COLOR_CLIP]`` measures flicker instead: CDC, warp error and colorfulness
 of each clip (e.g. one colorized with ``--temporal off`` and one with ``flow``), PSNR against the color
@@ -108,7 +109,7 @@ def predictions(
         return {label: colorizer.predict_rgb(truth) for label, colorizer in colorizers.items()}
     rows = {}
     for label, colorizer in colorizers.items():
-        counts = hint_counts if colorizer.takes_hints else [0]
+        counts = hint_counts if colorizer.accepts_hints else [0]
         for count, (rgb, _) in predict_with_hints(colorizer, truth, counts, seed).items():
             rows[hinted_label(label, count)] = rgb
     return rows

@@ -78,11 +78,15 @@ def test_the_colorizer_gives_the_model_the_hints_at_their_place_in_the_photo():
         colorizer.colorize(photo, hints=[Hint(250, 25, (0.8, 0.1, 0.1))])
 
 
-def test_a_model_without_hints_refuses_them_in_one_sentence():
-    plain = nn.Conv2d(1, 2, 1)
-    colorizer = Colorizer(plain, render_size=32, precision="fp32", channels_last=False)
+def test_a_model_without_hints_takes_them_through_the_spread_and_refuses_them_without_it():
+    gray_model = nn.Conv2d(1, 2, 1)
+    nn.init.zeros_(gray_model.weight), nn.init.zeros_(gray_model.bias)
+    colorizer = Colorizer(gray_model, render_size=32, precision="fp32", channels_last=False)
     photo = Image.new("RGB", (40, 40), (90, 90, 90))
-    with pytest.raises(UserError, match="this model takes no colour hints: it was trained without model.hints"):
+    red = np.asarray(colorizer.colorize(photo, hints=[Hint(5, 5, (0.7, 0.2, 0.2), size=4)]), dtype=int)
+    assert (red[:15, :15, 0] - red[:15, :15, 2] > 40).all()  # a flat photo: the hint's colour spreads around it
+    colorizer.hint_spread = None
+    with pytest.raises(UserError, match="takes no colour hints itself .* and the hint spread is off"):
         colorizer.colorize(photo, hints=[Hint(1, 1, (1, 0, 0))])
     assert colorizer.colorize(photo).size == (40, 40)
 

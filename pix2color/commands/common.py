@@ -29,6 +29,17 @@ def add_config_args(parser: argparse.ArgumentParser, default_config: str | None 
     )
 
 
+def add_hint_spread_arg(parser: argparse.ArgumentParser) -> None:
+    """Add ``--no-hint-spread`` (``args.hint_spread`` False): colour hints left to the model alone."""
+    parser.add_argument(
+        "--no-hint-spread",
+        dest="hint_spread",
+        action="store_false",
+        help="leave colour hints to the model alone, without spreading their corrections after it (a model "
+        "trained without model.hints then takes no hints)",
+    )
+
+
 def run_cli(main: Callable[[], int]) -> int:
     """Run ``main``; a :class:`UserError` prints ``error: <message>`` to stderr and returns 2.
 

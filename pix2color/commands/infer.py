@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pix2color.commands.common import claim_output, run_cli
+from pix2color.commands.common import add_hint_spread_arg, claim_output, run_cli
 from pix2color.commands.hint_file import read_hint_file
 from pix2color.commands.infer_video import EXIT_INTERRUPTED, add_video_args, colorize_videos, split_inputs
 from pix2color.config import Backend, Device, Precision
@@ -101,9 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--hints",
         type=Path,
         metavar="FILE",
-        help="colour hints (JSON): a list of {x, y, color, size} for one photo, or file name -> list "
-        "(models trained with model.hints)",
+        help="colour hints (JSON): a list of {x, y, color, size} for one photo, or file name -> list",
     )
+    add_hint_spread_arg(parser)
     add_video_args(parser)
     return parser
 
@@ -134,11 +134,13 @@ def colorize_files(args: argparse.Namespace) -> int:
             args.batch_size,
             args.backend,
             args.precision,
+            spread_hints=args.hint_spread,
         )
-        if any(hints.values()) and not colorizer.takes_hints:
+        if any(hints.values()) and not colorizer.accepts_hints:
             raise UserError(
-                f"--hints {args.hints}: {args.checkpoint} takes no colour hints (trained without model.hints); "
-                "drop --hints, or give a checkpoint trained with model.hints: true."
+                f"--hints {args.hints}: {args.checkpoint} takes no colour hints itself (trained without "
+                "model.hints) and --no-hint-spread is set; drop one of them, or give a checkpoint trained with "
+                "model.hints: true."
             )
         tally = _colorize_jobs(colorizer, todo, args, hints) if todo else tally
         tally += colorize_videos(colorizer, todo_videos, args)

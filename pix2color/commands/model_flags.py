@@ -6,13 +6,15 @@ import argparse
 import typing
 from pathlib import Path
 
+from pix2color.commands.common import add_hint_spread_arg
 from pix2color.config import Device
 from pix2color.evaluation import load_colorizers
 from pix2color.inference import Colorizer
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
-    """Add the checkpoints, their labels and saturations, the crop and render sizes, batch, device, workers."""
+    """Add the checkpoints, their labels and saturations, the crop and render sizes, batch, device, workers, and
+    whether hints are spread after the model."""
     parser.add_argument("--checkpoint", action="append", required=True, type=Path, help="a .pt file; repeat it")
     parser.add_argument("--labels", nargs="+", help="one name per checkpoint (default: run/stage/file)")
     parser.add_argument("--size", type=at_least(32), default=256, help="crop side after resizing the shorter side")
@@ -29,6 +31,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=at_least(1), default=16)
     parser.add_argument("--device", default="auto", choices=typing.get_args(Device))
     parser.add_argument("--workers", type=at_least(0), default=2, help="image decoding processes (0: in this one)")
+    add_hint_spread_arg(parser)
 
 
 def at_least(low: int):
@@ -50,5 +53,5 @@ def colorizers_from_args(args: argparse.Namespace) -> dict[str, Colorizer]:
         UserError: bad labels or saturations; CheckpointError for a bad checkpoint.
     """
     return load_colorizers(
-        args.checkpoint, args.labels, args.saturation, args.device, args.render_size, args.batch_size
+        args.checkpoint, args.labels, args.saturation, args.device, args.render_size, args.batch_size, args.hint_spread
     )

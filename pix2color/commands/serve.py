@@ -10,7 +10,7 @@ import argparse
 import os
 import typing
 
-from pix2color.commands.common import run_cli
+from pix2color.commands.common import add_hint_spread_arg, run_cli
 from pix2color.config import Device
 from pix2color.errors import ConfigError
 from pix2color.serve.options import MB, ServeOptions
@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--cors", action="append", default=[], metavar="ORIGIN", help="let web pages from ORIGIN call the API"
     )
+    add_hint_spread_arg(parser)
     return parser
 
 
@@ -91,7 +92,7 @@ def serve(args: argparse.Namespace) -> int:
     from pix2color.serve.app import create_app
     from pix2color.serve.model import ServedModel
 
-    model = ServedModel.load(args.checkpoint, args.device, args.render_size, args.max_batch)
+    model = ServedModel.load(args.checkpoint, args.device, args.render_size, args.max_batch, args.hint_spread)
     app = create_app(model, options)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", server_header=False)
     return 0

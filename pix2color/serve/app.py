@@ -186,7 +186,7 @@ def create_app(model: ServedModel, options: ServeOptions) -> FastAPI:
         async with admission.slot():
             received = await read_upload(request, options.max_upload_bytes)
             hints = await run_in_threadpool(read_hints, received.hints)
-            check_model_takes(hints, model.colorizer.takes_hints)  # before the photo is decoded
+            check_model_takes(hints, model.colorizer.accepts_hints)  # before the photo is decoded
             image = await run_in_threadpool(decode_upload, received.photo, options.max_pixels)
             check_hints_inside(hints, image)
             settings = Settings(render_size or model.colorizer.render_size, saturation)

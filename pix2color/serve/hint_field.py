@@ -34,13 +34,14 @@ def read_hints(data: bytes | None) -> tuple[Hint, ...]:
         raise HTTPException(400, str(exc)) from None
 
 
-def check_model_takes(hints: Sequence[Hint], takes_hints: bool) -> None:
-    """Raises HTTPException (400) when there are ``hints`` for a model that reads none (``takes_hints`` False)."""
-    if hints and not takes_hints:
+def check_model_takes(hints: Sequence[Hint], accepts_hints: bool) -> None:
+    """Raises HTTPException (400) when there are ``hints`` and the served Colorizer does nothing with them
+    (``accepts_hints`` False: a model trained without hints, served with ``--no-hint-spread``)."""
+    if hints and not accepts_hints:
         raise HTTPException(
             400,
-            f"this server's model takes no colour hints (it was trained without model.hints); leave out {WHERE} "
-            "or serve a model trained with hints.",
+            f"this server's model takes no colour hints (trained without model.hints, served with "
+            f"--no-hint-spread); leave out {WHERE}.",
         )
 
 

@@ -47,18 +47,23 @@ class ServedModel:
         self.info = info | {
             "render_size": colorizer.render_size,
             "device": str(colorizer.device),
-            "hints": colorizer.takes_hints,
+            "hints": colorizer.accepts_hints,
         }
 
     @classmethod
-    def load(cls, checkpoint: str | Path, device: str, render_size: int | None, max_batch: int) -> ServedModel:
-        """Load the checkpoint; one warm-up pass so that the first request is not the slow one.
+    def load(
+        cls, checkpoint: str | Path, device: str, render_size: int | None, max_batch: int, spread_hints: bool = True
+    ) -> ServedModel:
+        """Load the checkpoint; one warm-up pass so that the first request is not the slow one. ``spread_hints``
+        as in :meth:`Colorizer.from_checkpoint`.
 
         Raises:
             CheckpointError, ConfigError: as :meth:`Colorizer.from_checkpoint`.
         """
         model_file = read_model_file(checkpoint)  # read once: the weights and the training record
-        colorizer = Colorizer.from_checkpoint(checkpoint, device, render_size, batch_size=max_batch, model=model_file)
+        colorizer = Colorizer.from_checkpoint(
+            checkpoint, device, render_size, batch_size=max_batch, model=model_file, spread_hints=spread_hints
+        )
         model = cls(colorizer, checkpoint_info(model_file))
         model.colorize(Settings(colorizer.render_size, 1.0), [Photo(Image.new("RGB", (32, 32), (128, 128, 128)))])
         return model

@@ -252,5 +252,9 @@ def test_a_bad_hints_file_is_one_line_exit_2_and_nothing_is_written(
     hints = tmp_path / "hints_ok.json"
     hints.write_text('{"a.jpg": [{"x": 1, "y": 1, "color": "#ffffff"}]}')
     out = tmp_path / "plain"
-    code, _, errors = run(capsys, tmp_path / "photos", "--checkpoint", tiny_checkpoint, "--out", out, "--hints", hints)
-    assert code == 2 and "takes no colour hints (trained without model.hints" in errors[0] and not out.exists()
+    argv = [tmp_path / "photos", "--checkpoint", tiny_checkpoint, "--out", out, "--hints", hints, "--no-hint-spread"]
+    code, _, errors = run(capsys, *argv)
+    assert code == 2 and "takes no colour hints itself (trained without model.hints)" in errors[0], errors
+    assert not out.exists()
+    code, stdout, _ = run(capsys, *argv[:-1])  # the spread alone takes them
+    assert code == 0 and "2 colorized" in stdout

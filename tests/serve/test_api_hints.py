@@ -1,5 +1,5 @@
 """Colour hints over HTTP: the ``hints`` form field of POST /v1/colorize on real servers, the "token" one serving
-a model that takes hints (``hinted_checkpoint``), the "open" one a model without them."""
+a model that takes hints (``hinted_checkpoint``), the "open" one a model without them and without the spread."""
 
 from __future__ import annotations
 
@@ -125,7 +125,7 @@ def test_hints_over_the_size_cap_are_refused_as_text_or_file(token_server: Serve
 
 def test_a_model_without_hints_refuses_them_in_one_sentence(open_server: Server) -> None:
     response = post(open_server, photo(), json.dumps([hint()]))
-    assert_one_sentence(response, 400, "this server's model takes no colour hints", "leave out the form field 'hints'")
+    assert_one_sentence(response, 400, "this server's model takes no colour hints", "--no-hint-spread", "'hints'")
     assert decoded(post(open_server, photo(), "[]")).size == (48, 40)  # no hints at all is fine
 
 
