@@ -81,18 +81,21 @@ def test_html_page_shows_full_size_images(compare, checkpoints, write_photos, tm
             assert image.size == (72, 40)
 
 
-def test_hints_add_a_column_with_the_hint_squares_outlined_after_each_model_that_takes_them(
+def test_hints_add_a_column_with_the_hint_squares_outlined_after_each_model(
     compare, checkpoints, hinted_checkpoint, write_photos, tmp_path, capsys
 ):
     write_photos(tmp_path / "photos", 2)
     models = [hinted_checkpoint, checkpoints["zero"]]
     grid = _run(compare, models, tmp_path / "photos", tmp_path / "grid.png", "--hints", "5")
     printed = capsys.readouterr().out
-    assert "5 columns (gray, hinted/best, hinted/best, 5 hints, tiny/gan/best, ground truth)" in printed
+    assert "(gray, hinted/best, hinted/best, 5 hints, tiny/gan/best, tiny/gan/best, 5 hints, ground truth)" in printed
     for row in range(2):
-        hinted, automatic = _tile(grid, row, 2, 0), _tile(grid, row, 1, 0)
-        white = (hinted == 255).all(dim=0)
-        assert white.any() and not torch.equal(hinted, automatic)  # outlined squares, and the hints changed it
+        for column in (1, 3):  # the model reading the hints, and a model without hints through the spread
+            hinted, automatic = _tile(grid, row, column + 1, 0), _tile(grid, row, column, 0)
+            white = (hinted == 255).all(dim=0)
+            assert white.any() and not torch.equal(hinted, automatic)  # outlined squares; the hints changed it
+    _run(compare, models, tmp_path / "photos", tmp_path / "alone.png", "--hints", "5", "--no-hint-spread")
+    assert "5 columns (gray, hinted/best, hinted/best, 5 hints, tiny/gan/best, ground truth)" in capsys.readouterr().out
 
 
 def test_a_hint_file_adds_a_column_with_the_placed_hints_mapped_into_the_centre_crop(

@@ -103,7 +103,8 @@ def test_a_hints_sweep_scores_each_count_for_models_that_take_hints_beside_zhang
     write_photos(tmp_path / "photos", 3)
     args = ["--data", str(tmp_path / "photos"), "--size", "32", "--workers", "0", "--batch-size", "2"]
     args += ["--checkpoint", str(hinted_checkpoint), "--checkpoint", str(checkpoints["random"])]
-    assert evaluate.main([*args, "--out", str(tmp_path / "sweep"), "--hints", "0", "1", "10"]) == 0
+    sweep_args = [*args, "--out", str(tmp_path / "sweep"), "--hints", "0", "1", "10", "--no-hint-spread"]
+    assert evaluate.main(sweep_args) == 0
     printed = capsys.readouterr().out
     rows = _table_rows(printed.split("| hints |")[0])
     hinted, plain = "hinted/best", "tiny/pretrain/best"
@@ -112,7 +113,7 @@ def test_a_hints_sweep_scores_each_count_for_models_that_take_hints_beside_zhang
         f"{hinted}, 0 hints",
         f"{hinted}, 1 hint",
         f"{hinted}, 10 hints",
-        f"{plain}, 0 hints",  # a model without hints gets the 0 row only
+        f"{plain}, 0 hints",  # without the spread, a model without hints gets the 0 row only
         "ground truth",
     ]
     sweep = _table_rows("| hints |" + printed.split("| hints |")[1])
@@ -124,3 +125,19 @@ def test_a_hints_sweep_scores_each_count_for_models_that_take_hints_beside_zhang
     assert summary["hints"] == [0, 1, 10] and f"{hinted}, 1 hint" in summary["results"]
     by_count = [summary["results"][f"{hinted}, {count} hints"]["psnr"] for count in (0, 10)]
     assert by_count[0] != by_count[1]  # the hints reach the model
+
+
+def test_with_the_spread_every_model_gets_a_row_per_hint_count(
+    evaluate, write_photos, tmp_path, checkpoints, hinted_checkpoint, capsys
+):
+    write_photos(tmp_path / "photos", 2)
+    args = ["--data", str(tmp_path / "photos"), "--size", "32", "--workers", "0", "--hints", "0", "10"]
+    args += ["--checkpoint", str(hinted_checkpoint), "--checkpoint", str(checkpoints["random"])]
+    assert evaluate.main([*args, "--out", str(tmp_path / "spread")]) == 0
+    spread = _table_rows(capsys.readouterr().out.split("| hints |")[0])
+    assert evaluate.main([*args, "--out", str(tmp_path / "alone"), "--no-hint-spread"]) == 0
+    alone = _table_rows(capsys.readouterr().out.split("| hints |")[0])
+    plain, hinted = "tiny/pretrain/best", "hinted/best"
+    assert f"{plain}, 10 hints" in spread and f"{plain}, 10 hints" not in alone
+    assert spread[f"{hinted}, 0 hints"] == alone[f"{hinted}, 0 hints"]  # no hints, nothing to spread
+    assert float(spread[f"{hinted}, 10 hints"][0]) > float(alone[f"{hinted}, 10 hints"][0])

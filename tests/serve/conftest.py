@@ -101,11 +101,13 @@ def servers(
     tiny_checkpoint: Path, hinted_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Server]]:
     """Two servers started side by side (their start-ups overlap): "open" (no token, one photo at a time, a
-    1 MB upload cap; a model without hints, served with ``--no-hint-spread``, so that it takes none) and "token" (``--token``, defaults otherwise; the model that takes
-    hints of :func:`hinted_checkpoint`)."""
+    1 MB upload cap; a model without hints, served with ``--no-hint-spread``, so that it takes none) and "token"
+    (``--token``, defaults otherwise; the model that takes hints of :func:`hinted_checkpoint`)."""
     logs = tmp_path_factory.mktemp("serve_logs")
     started = {
-        "open": Server(tiny_checkpoint, logs, "--queue", "1", "--max-batch", "1", "--max-upload-mb", "1", "--no-hint-spread"),
+        "open": Server(
+            tiny_checkpoint, logs, "--queue", "1", "--max-batch", "1", "--max-upload-mb", "1", "--no-hint-spread"
+        ),
         "token": Server(hinted_checkpoint, logs, env={"PIX2COLOR_TOKEN": TOKEN}),
     }
     try:
