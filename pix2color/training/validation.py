@@ -22,9 +22,11 @@ VAL_HINTS = 10  # a model that takes hints is also validated with this many per 
 
 
 def val_colorizer(generator: nn.Module, cfg: Config, device: torch.device) -> Colorizer:
-    """A Colorizer on a copy of ``generator`` (the training model keeps its mode and memory format)."""
+    """A Colorizer on a copy of ``generator`` (the training model keeps its mode and memory format), without the
+    hint spread: validation with hints measures what the model itself learned to make of them."""
     batch = cfg.train.batch_size
-    return Colorizer(copy.deepcopy(generator), cfg.color.space, cfg.data.size, device=device, batch_size=batch)
+    generator = copy.deepcopy(generator)
+    return Colorizer(generator, cfg.color.space, cfg.data.size, device=device, batch_size=batch, hint_spread=None)
 
 
 @torch.no_grad()

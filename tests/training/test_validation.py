@@ -7,10 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from pix2color.checkpoint import load_checkpoint
 from pix2color.commands.train import main as train_main
+from pix2color.config import load_config
+from pix2color.models.generator import build_generator
+from pix2color.training.validation import predict, val_colorizer
 from tests.robustness.conftest import load_script
 
 
@@ -47,3 +51,11 @@ def test_val_metrics_in_tensorboard_and_best_pt_equal_evaluate_py_on_the_same_ch
         logged = events.Scalars(f"pretrain_val/{name}")[-1].value  # TensorBoard keeps float32
         assert logged == pytest.approx(printed[name], rel=1e-6, abs=1e-6), name
     assert f"{printed['psnr']:.2f}" in capsys.readouterr().out
+
+
+def test_validation_with_hints_scores_the_models_own_use_of_them_without_the_spread():
+    cfg = load_config(None, ["data.size=32", "model.pretrained=none", "model.hints=true", "model.last_cross=false"])
+    colorizer = val_colorizer(build_generator(cfg.model, cfg.data.size), cfg, torch.device("cpu"))
+    truth = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    hinted, _ = predict(colorizer, truth, hint_count=10)
+    assert torch.equal(hinted, predict(colorizer, truth)[0])  # a fresh model ignores its hints; nothing spread
