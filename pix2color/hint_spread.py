@@ -7,8 +7,9 @@ colorization, Levin et al. 2004: nearby pixels of like lightness share their col
 each pixel by its distance, and by how alike their lightness and the model's chroma are, against a fixed weight
 that keeps the model's own colour where no hint is close or alike. Inside a hint the output is the hint.
 
-It runs batched on the chroma's device at the render size, on hinted cells (the hinted pixels pooled on a grid),
-a few cells at a time so memory stays bounded whatever the number and size of the hints.
+It runs batched on the chroma's device, at the render size up to :attr:`HintSpread.work_size`, on hinted cells
+(the hinted pixels pooled on a grid), a few cells at a time, so memory and time stay bounded whatever the
+number and size of the hints.
 """
 
 from __future__ import annotations
@@ -32,13 +33,16 @@ class HintSpread:
         chroma_sigma: the standard deviation of differences of the model's chroma, in its units ([-1, 1]).
         keep_weight: the weight of the model's own colour against the hints' (0 < w; smaller spreads further).
         grid: hinted pixels are pooled on a ``grid`` x ``grid`` lattice of cells (at least one pixel each).
+        work_size: the spread is worked out with the image's shorter side at most this, and its correction
+            scaled up (bilinear) to the image: chroma varies slowly, and the cost grows with pixels times cells.
     """
 
-    reach: float = 0.3
+    reach: float = 0.2
     lightness_sigma: float = 0.1
     chroma_sigma: float = 0.1
     keep_weight: float = 0.01
     grid: int = 32
+    work_size: int = 256
 
 
 def spread_hints(lightness: Tensor, chroma: Tensor, hints: Tensor, spread: HintSpread = HintSpread()) -> Tensor:
@@ -54,6 +58,22 @@ def spread_hints(lightness: Tensor, chroma: Tensor, hints: Tensor, spread: HintS
         (B, 2, H, W) float32 chroma.
     """
     lightness, chroma, hints = lightness.float(), chroma.float(), hints.float()
+    size = chroma.shape[-2:]
+    scale = min(1.0, spread.work_size / min(size))
+    if scale < 1:
+        work = tuple(max(1, round(side * scale)) for side in size)
+        shrunk = [F.interpolate(x, work, mode="area") for x in (lightness, chroma, hints)]
+        correction = F.interpolate(
+            spread_correction(*shrunk[:2], shrunk_hints(shrunk[2]), spread), size, mode="bilinear"
+        )
+    else:
+        correction = spread_correction(lightness, chroma, hints, spread)
+    return torch.lerp(chroma + correction, hints[:, :2], hints[:, 2:])
+
+
+def spread_correction(lightness: Tensor, chroma: Tensor, hints: Tensor, spread: HintSpread) -> Tensor:
+    """(B, 2, H, W): the hints' corrections (hint minus the model's chroma under it) spread over the image, each
+    cell of hints weighing each pixel by its likeness, against :attr:`HintSpread.keep_weight` for no change."""
     guide = guide_features(lightness, chroma, spread)  # (B, G, H, W)
     mask = hints[:, 2:]
     cells, present = hinted_cells(torch.cat([guide, hints[:, :2] - chroma], dim=1), mask, spread.grid)
@@ -64,7 +84,15 @@ def spread_hints(lightness: Tensor, chroma: Tensor, hints: Tensor, spread: HintS
         weight = torch.exp(-0.5 * squared_distances(guide, cell_guide)) * kept[..., None, None]  # (B, P, H, W)
         correction += torch.einsum("bphw,bpc->bchw", weight, residual)
         total += weight.sum(dim=1, keepdim=True)
-    return torch.lerp(chroma + correction / total, hints[:, :2], mask)
+    return correction / total
+
+
+def shrunk_hints(hints: Tensor) -> Tensor:
+    """Area-shrunk hints (B, 3, h, w) -> the mean hint chroma over each pixel's hinted part, and 1 where it has
+    any (a shrunk mask is a share of a pixel)."""
+    mask = hints[:, 2:]
+    chroma = hints[:, :2] / mask.clamp_min(torch.finfo(mask.dtype).tiny)
+    return torch.cat([chroma * (mask > 0), (mask > 0).to(mask.dtype)], dim=1)
 
 
 def squared_distances(guide: Tensor, cell_guide: Tensor) -> Tensor:

@@ -32,6 +32,14 @@ def test_the_correction_fills_the_hints_region_and_stops_at_its_edge():
     assert torch.allclose(right, torch.full_like(right, 0.05), atol=1e-3)  # the light half keeps the model's
 
 
+def test_worked_out_smaller_the_correction_still_stops_within_a_working_pixel_of_the_edge():
+    model_chroma = torch.full((1, 2, 64, 64), 0.05)
+    out = spread_hints(two_halves(64), model_chroma, hint_at(32, 10, (0.4, -0.3), size=64), HintSpread(work_size=16))
+    assert torch.allclose(out[0, :, 32, 10], torch.tensor([0.4, -0.3]))  # the hint itself at full size
+    assert (out[0, 0, :, :28] > 0.3).all() and (out[0, 1, :, :28] < -0.2).all()
+    assert torch.allclose(out[0, :, :, 36:], torch.full((2, 64, 28), 0.05), atol=1e-3)  # 4 px: one working pixel
+
+
 def test_the_models_own_colour_stays_where_no_hint_is_near():
     lightness = torch.zeros(1, 1, 64, 64)
     model_chroma = torch.zeros(1, 2, 64, 64)
