@@ -66,7 +66,7 @@ def load_colorizers(
     device: str = "auto",
     render_size: int | None = None,
     batch_size: int = 16,
-    spread_hints: bool = True,
+    with_hint_spread: bool = True,
 ) -> dict[str, Colorizer]:
     """Label -> Colorizer for each checkpoint, labelled by ``labels`` or :func:`checkpoint_label`.
 
@@ -77,7 +77,7 @@ def load_colorizers(
         device: where the models run ("auto", "cpu", "cuda", ...).
         render_size: the square the models run at; default: each one's training size.
         batch_size: images per forward pass.
-        spread_hints: spread colour hints' corrections after each model (False: the models' own use alone).
+        with_hint_spread: spread colour hints' corrections after each model (False: the models' own use alone).
 
     Raises:
         UserError: labels that are missing, extra or repeated; saturations of the wrong count or below 0;
@@ -97,7 +97,7 @@ def load_colorizers(
         )
     return {
         label: Colorizer.from_checkpoint(
-            path, device, render_size, factor, batch_size=batch_size, spread_hints=spread_hints
+            path, device, render_size, factor, batch_size=batch_size, with_hint_spread=with_hint_spread
         )
         for label, path, factor in zip(labels, checkpoints, saturations, strict=True)
     }

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pix2color.errors import ConfigError
+
 CELLS_PER_CHUNK = 16  # hinted cells weighed against the whole image at once
 
 
@@ -32,7 +34,7 @@ class HintSpread:
         lightness_sigma: the standard deviation of lightness differences, in the model's L units ([-1, 1]).
         chroma_sigma: the standard deviation of differences of the model's chroma, in its units ([-1, 1]).
         keep_weight: the weight of the model's own colour against the hints' (0 < w; smaller spreads further).
-        grid: hinted pixels are pooled on a ``grid`` x ``grid`` lattice of cells (at least one pixel each).
+        grid: hinted pixels are pooled in square cells of the shorter side / ``grid`` pixels (at least one).
         work_size: the spread is worked out with the image's shorter side at most this, and its correction
             scaled up (bilinear) to the image: chroma varies slowly, and the cost grows with pixels times cells.
     """
@@ -43,6 +45,11 @@ class HintSpread:
     keep_weight: float = 0.01
     grid: int = 32
     work_size: int = 256
+
+    def __post_init__(self):
+        for name, value in vars(self).items():
+            if not value > 0:
+                raise ConfigError(f"hint spread {name}={value} must be above 0.")
 
 
 def spread_hints(lightness: Tensor, chroma: Tensor, hints: Tensor, spread: HintSpread = HintSpread()) -> Tensor:
@@ -72,8 +79,18 @@ def spread_hints(lightness: Tensor, chroma: Tensor, hints: Tensor, spread: HintS
 
 
 def spread_correction(lightness: Tensor, chroma: Tensor, hints: Tensor, spread: HintSpread) -> Tensor:
-    """(B, 2, H, W): the hints' corrections (hint minus the model's chroma under it) spread over the image, each
-    cell of hints weighing each pixel by its likeness, against :attr:`HintSpread.keep_weight` for no change."""
+    """The hints' corrections (hint minus the model's chroma under it) spread over the image, each cell of hints
+    weighing each pixel by its likeness, against :attr:`HintSpread.keep_weight` for no change.
+
+    Args:
+        lightness: (B, 1, H, W) in [-1, 1].
+        chroma: (B, 2, H, W) the model's.
+        hints: (B, 3, H, W) hint chroma and the 0/1 mask.
+        spread: the settings.
+
+    Returns:
+        (B, 2, H, W) the correction to add to ``chroma``.
+    """
     guide = guide_features(lightness, chroma, spread)  # (B, G, H, W)
     mask = hints[:, 2:]
     cells, present = hinted_cells(torch.cat([guide, hints[:, :2] - chroma], dim=1), mask, spread.grid)
@@ -116,7 +133,7 @@ def guide_features(lightness: Tensor, chroma: Tensor, spread: HintSpread) -> Ten
 
 
 def hinted_cells(values: Tensor, mask: Tensor, grid: int) -> tuple[Tensor, Tensor]:
-    """The mean of ``values`` over the hinted pixels of each cell of a ``grid`` x ``grid`` lattice.
+    """The mean of ``values`` over the hinted pixels of each square cell (the shorter side / ``grid`` pixels).
 
     Args:
         values: (B, C, H, W).

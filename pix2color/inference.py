@@ -94,7 +94,7 @@ class Colorizer:
         backend: Backend = "torch",
         precision: str = "auto",
         model: ModelFile | None = None,
-        spread_hints: bool = True,
+        with_hint_spread: bool = True,
     ) -> Colorizer:
         """Load a stage 1 or stage 2 checkpoint, or a release folder; ``render_size`` defaults to its training size.
 
@@ -102,7 +102,7 @@ class Colorizer:
         :mod:`pix2color.onnx_runtime`; always fp32), "torch" with PyTorch on ``device`` at ``precision``.
         ``model``: the file at ``path`` already read (:func:`~pix2color.model_files.read_model_file`), so that a
         caller that also reports its training record reads it once; ``path`` then names it in errors.
-        ``spread_hints`` False leaves colour hints to the model alone (:attr:`hint_spread` None).
+        ``with_hint_spread`` False leaves colour hints to the model alone (:attr:`hint_spread` None).
 
         Raises:
             CheckpointError: the checkpoint is missing, truncated or for another architecture.
@@ -116,7 +116,7 @@ class Colorizer:
             raise ConfigError(f"the onnxruntime backend runs on the CPU; ask for device cpu, not {device.type}.")
         generator, cfg = rebuild_generator(model or read_model_file(path), path)
         size = cfg.data.size if render_size is None else render_size
-        spread = DEFAULT_SPREAD if spread_hints else None
+        spread = DEFAULT_SPREAD if with_hint_spread else None
         colorizer = cls(generator, cfg.color.space, size, saturation, device, batch_size, precision, hint_spread=spread)
         if backend == "onnxruntime":  # exported once the settings have passed their checks
             from pix2color.onnx_runtime import OnnxGenerator
@@ -256,14 +256,15 @@ class Colorizer:
         )
 
     def _predict_batch(self, lightness: Tensor, hints: Tensor | None, factor: float) -> Tensor:
-        """One batch of :meth:`predict_chroma`: the generator's chroma times ``factor``, the hints spread over it."""
+        """One batch of :meth:`predict_chroma`: the generator's chroma with the hints spread over it, times ``factor``
+        (hinted colours too, so that saturation 0 is gray with hints as without)."""
         with autocast(self.device, self.amp):
             reads = hints is not None and self.takes_hints
             given = {"hints": hints.contiguous(memory_format=self.memory_format)} if reads else {}
-            chroma = self.generator(lightness.contiguous(memory_format=self.memory_format), **given).float() * factor
-        if hints is None or self.hint_spread is None:
-            return chroma
-        return spread_hints(lightness, chroma, hints, self.hint_spread)
+            chroma = self.generator(lightness.contiguous(memory_format=self.memory_format), **given).float()
+        if hints is not None and self.hint_spread is not None:
+            chroma = spread_hints(lightness, chroma, hints, self.hint_spread)
+        return chroma * factor
 
     def join(self, rgb: Tensor, chroma: Tensor) -> Tensor:
         """Full-resolution lightness of rgb (B, 3, H, W) uint8 + chroma (B, 2, S, S) -> (B, 3, H, W) uint8.

@@ -183,6 +183,7 @@ def evaluate(args: argparse.Namespace) -> int:
         "unreadable": [str(f) for f in sorted(set(files) - set(scores.files))],
         "checkpoints": {label: str(path) for label, path in zip(colorizers, args.checkpoint, strict=True)},
         "hints": args.hints,
+        "hint_spread": args.hint_spread,
         "results": summaries,
         "optional_metrics": skipped,
     }
@@ -202,7 +203,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=at_least(0),
         nargs="+",
         default=[0],
-        help="hints per image to sweep, e.g. 0 1 2 5 10 20 50 100 (models that take hints; default 0)",
+        help="hints per image to sweep, e.g. 0 1 2 5 10 20 50 100 (every model, unless --no-hint-spread leaves "
+        "them to models trained with hints; default 0)",
     )
     return parser.parse_args(argv)
 

@@ -2,7 +2,8 @@
 
 The model runs once per batch and hint count (hints by ``evaluate.py --hints``' protocol, the same positions);
 every setting spreads the same hints over that output. Tune on other photos than those you report: docs/hints.md
-tuned on ../shared/data/extra and reports ../shared/data/val with ``evaluate.py``:
+tuned on ../shared/data/extra and reports ../shared/data/val with ``evaluate.py`` (``--no-hint-spread`` is moot
+here: the script always spreads the hints itself):
 
     python scripts/sweep_hint_spread.py --data ../shared/data/extra --checkpoint runs/q/checkpoints/pretrain/best.pt \\
         --reach 0.2 0.3 --keep-weight 0.01 0.05 --lightness-sigma 0.1 0.2 --chroma-sigma 0.1 0.2
@@ -13,9 +14,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import torch
+from torch import Tensor
 
 from pix2color import color, metrics
 from pix2color.commands.common import run_cli
@@ -28,11 +31,15 @@ from pix2color.hints import evaluation_hints
 from pix2color.inference import Colorizer
 
 COUNTS = (0, 1, 2, 5, 10, 20, 50, 100)
+SWEPT = ("reach", "lightness_sigma", "chroma_sigma", "keep_weight")  # the HintSpread fields the grid varies
 
 
 @torch.inference_mode()
 def sweep(
-    colorizer: Colorizer, batches, counts: Sequence[int], settings: Sequence[HintSpread]
+    colorizer: Colorizer,
+    batches: Iterable[tuple[list[Path], Tensor]],
+    counts: Sequence[int],
+    settings: Sequence[HintSpread],
 ) -> dict[tuple[int, int], float]:
     """(setting index, count) -> mean PSNR over the images of ``batches``; the model's own use of the hints
     (when it reads them) is in every setting, the spread differs."""
@@ -49,16 +56,13 @@ def sweep(
 
 
 def main_sweep(args: argparse.Namespace) -> int:
+    """Print the PSNR table of every setting of the grid the flags give."""
     if len(args.checkpoint) != 1:
         raise UserError(f"give one --checkpoint to sweep the spread over, not {len(args.checkpoint)}.")
     args.hint_spread = False  # the script spreads the hints itself, setting by setting
     (colorizer,) = colorizers_from_args(args).values()
-    settings = [
-        HintSpread(reach, lightness, chroma, keep)
-        for reach, lightness, chroma, keep in itertools.product(
-            args.reach, args.lightness_sigma, args.chroma_sigma, args.keep_weight
-        )
-    ]
+    grid = itertools.product(*(getattr(args, name) for name in SWEPT))
+    settings = [HintSpread(**dict(zip(SWEPT, values, strict=True))) for values in grid]
     files = list_images(args.data)[: args.limit or None]
     results = sweep(colorizer, iter_batches(files, args.size, args.batch_size, args.workers), args.counts, settings)
     print("| reach | lightness σ | chroma σ | keep | " + " | ".join(f"{c} hints" for c in args.counts) + " |")
@@ -77,10 +81,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=0, help="the first N images only (0: all)")
     parser.add_argument("--counts", type=int, nargs="+", default=list(COUNTS), help="hint counts per image")
     default = HintSpread()
-    for name, value in vars(default).items():
-        if name != "grid":
-            flag = "--" + name.replace("_", "-")
-            parser.add_argument(flag, type=float, nargs="+", default=[value], help=f"values (default {value:g})")
+    for name in SWEPT:
+        value = getattr(default, name)
+        flag = "--" + name.replace("_", "-")
+        parser.add_argument(flag, type=float, nargs="+", default=[value], help=f"values (default {value:g})")
     return parser.parse_args(argv)
 
 

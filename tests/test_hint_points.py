@@ -66,7 +66,7 @@ def test_points_map_to_the_render_square_with_their_colours_chroma():
 
 
 def test_the_colorizer_gives_the_model_the_hints_at_their_place_in_the_photo():
-    colorizer = Colorizer(PaintsItsHints(), render_size=64, precision="fp32", channels_last=False)
+    colorizer = Colorizer(PaintsItsHints(), render_size=64, precision="fp32", channels_last=False, hint_spread=None)
     photo = Image.fromarray(np.full((100, 200, 3), 128, dtype=np.uint8))
     hinted = np.asarray(colorizer.colorize(photo, hints=[Hint(150, 25, (0.8, 0.1, 0.1), size=20)]), dtype=int)
     red, green, _ = hinted[25, 150]
@@ -85,6 +85,8 @@ def test_a_model_without_hints_takes_them_through_the_spread_and_refuses_them_wi
     photo = Image.new("RGB", (40, 40), (90, 90, 90))
     red = np.asarray(colorizer.colorize(photo, hints=[Hint(5, 5, (0.7, 0.2, 0.2), size=4)]), dtype=int)
     assert (red[:15, :15, 0] - red[:15, :15, 2] > 40).all()  # a flat photo: the hint's colour spreads around it
+    gray = np.asarray(colorizer.colorize(photo, saturation=0, hints=[Hint(5, 5, (0.7, 0.2, 0.2), size=4)]), dtype=int)
+    assert np.abs(gray - gray.mean(axis=2, keepdims=True)).max() <= 1  # saturation 0 is gray, hinted or not
     colorizer.hint_spread = None
     with pytest.raises(UserError, match="takes no colour hints itself .* and the hint spread is off"):
         colorizer.colorize(photo, hints=[Hint(1, 1, (1, 0, 0))])

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from pix2color import hint_spread
+from pix2color.errors import ConfigError
 from pix2color.hint_spread import HintSpread, spread_hints
 from pix2color.hints import paint_values
 
@@ -74,3 +75,20 @@ def test_weighing_the_cells_in_chunks_gives_what_weighing_them_at_once_gives(mon
 def test_the_result_is_float32_whatever_the_models_dtype(dtype):
     out = spread_hints(two_halves().to(dtype), torch.zeros(1, 2, 32, 32, dtype=dtype), hint_at(16, 5, (0.4, 0.2)))
     assert out.dtype == torch.float32 and out.shape == (1, 2, 32, 32)
+
+
+def test_worked_out_smaller_a_smooth_spread_stays_within_a_few_hundredths_of_the_full_one():
+    rows = torch.linspace(-0.5, 0.5, 128)
+    lightness = (rows[None, :] + rows[:, None])[None, None] / 2  # a smooth ramp
+    model_chroma = torch.zeros(1, 2, 128, 128)
+    values, centers = torch.tensor([[[0.3, -0.2], [-0.2, 0.3]]]), torch.tensor([[[30.0, 30.0], [90.0, 100.0]]])
+    hints = paint_values(values, centers, torch.tensor([[4, 4]]), torch.tensor([[True, True]]), 128, 128)
+    full = spread_hints(lightness, model_chroma, hints)
+    shrunk = spread_hints(lightness, model_chroma, hints, HintSpread(work_size=32))
+    assert (shrunk - full).abs().max() < 0.03 and full.abs().max() > 0.25
+
+
+@pytest.mark.parametrize("field", ["reach", "lightness_sigma", "chroma_sigma", "keep_weight", "grid", "work_size"])
+def test_a_setting_of_zero_is_refused_naming_it(field):
+    with pytest.raises(ConfigError, match=f"hint spread {field}=0 must be above 0"):
+        HintSpread(**{field: 0})

@@ -134,7 +134,7 @@ def colorize_files(args: argparse.Namespace) -> int:
             args.batch_size,
             args.backend,
             args.precision,
-            spread_hints=args.hint_spread,
+            with_hint_spread=args.hint_spread,
         )
         if any(hints.values()) and not colorizer.accepts_hints:
             raise UserError(

@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from pix2color import __version__
 from pix2color.hint_points import MAX_HINTS
 from pix2color.serve.batching import Batcher
-from pix2color.serve.hint_field import check_hints_inside, check_model_takes, read_hints
+from pix2color.serve.hint_field import check_hints_accepted, check_hints_inside, read_hints
 from pix2color.serve.model import MAX_RENDER_SIZE, Photo, ServedModel, Settings
 from pix2color.serve.options import ServeOptions
 from pix2color.serve.uploads import (
@@ -186,7 +186,7 @@ def create_app(model: ServedModel, options: ServeOptions) -> FastAPI:
         async with admission.slot():
             received = await read_upload(request, options.max_upload_bytes)
             hints = await run_in_threadpool(read_hints, received.hints)
-            check_model_takes(hints, model.colorizer.accepts_hints)  # before the photo is decoded
+            check_hints_accepted(hints, model.colorizer.accepts_hints)  # before the photo is decoded
             image = await run_in_threadpool(decode_upload, received.photo, options.max_pixels)
             check_hints_inside(hints, image)
             settings = Settings(render_size or model.colorizer.render_size, saturation)

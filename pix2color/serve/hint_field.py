@@ -34,7 +34,7 @@ def read_hints(data: bytes | None) -> tuple[Hint, ...]:
         raise HTTPException(400, str(exc)) from None
 
 
-def check_model_takes(hints: Sequence[Hint], accepts_hints: bool) -> None:
+def check_hints_accepted(hints: Sequence[Hint], accepts_hints: bool) -> None:
     """Raises HTTPException (400) when there are ``hints`` and the served Colorizer does nothing with them
     (``accepts_hints`` False: a model trained without hints, served with ``--no-hint-spread``)."""
     if hints and not accepts_hints:

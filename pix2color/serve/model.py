@@ -52,9 +52,9 @@ class ServedModel:
 
     @classmethod
     def load(
-        cls, checkpoint: str | Path, device: str, render_size: int | None, max_batch: int, spread_hints: bool = True
+        cls, checkpoint: str | Path, device: str, render_size: int | None, max_batch: int, with_hint_spread: bool = True
     ) -> ServedModel:
-        """Load the checkpoint; one warm-up pass so that the first request is not the slow one. ``spread_hints``
+        """Load the checkpoint; one warm-up pass so that the first request is not the slow one. ``with_hint_spread``
         as in :meth:`Colorizer.from_checkpoint`.
 
         Raises:
@@ -62,7 +62,7 @@ class ServedModel:
         """
         model_file = read_model_file(checkpoint)  # read once: the weights and the training record
         colorizer = Colorizer.from_checkpoint(
-            checkpoint, device, render_size, batch_size=max_batch, model=model_file, spread_hints=spread_hints
+            checkpoint, device, render_size, batch_size=max_batch, model=model_file, with_hint_spread=with_hint_spread
         )
         model = cls(colorizer, checkpoint_info(model_file))
         model.colorize(Settings(colorizer.render_size, 1.0), [Photo(Image.new("RGB", (32, 32), (128, 128, 128)))])

@@ -27,7 +27,7 @@ def test_one_colorizer_serves_requests_at_different_settings(tiny_checkpoint):
     assert model.colorizer is colorizer
     assert (colorizer.render_size, colorizer.saturation, colorizer.batch_size) == (64, 1.0, 2)
     assert model.info["hints"] is True  # a model without hints takes them through the spread
-    assert ServedModel.load(tiny_checkpoint, "cpu", 32, 1, spread_hints=False).info["hints"] is False
+    assert ServedModel.load(tiny_checkpoint, "cpu", 32, 1, with_hint_spread=False).info["hints"] is False
 
 
 def test_each_photo_of_a_batch_keeps_its_own_hints(hinted_checkpoint):

@@ -1,5 +1,5 @@
 // The pix2color page: pick or drop a photo, colorize it through POST v1/colorize, compare, download; for a
-// model that takes them, colour hints (hints.js) go with the photo. Plain JavaScript modules, no build step,
+// server that takes them, colour hints (hints.js) go with the photo. Plain JavaScript modules, no build step,
 // nothing loaded from elsewhere.
 import { hintCount, hintsField, render as renderHints, resetHints, setUpHints, showHintTools } from "./hints.js";
 

@@ -1,4 +1,4 @@
-// Colour hints on the page, for a model that takes them: points on the photo, each with a colour and a size,
+// Colour hints on the page, when the server takes them: points on the photo, each with a colour and a size,
 // kept in the photo's own pixels as the API's `hints` field and `pix2color-infer --hints` read them.
 // Click the photo to add a point (its colour starts as the colorized photo's there), drag it, delete it.
 
@@ -36,7 +36,7 @@ export function setUpHints(options) {
   $("load-hints").addEventListener("change", (event) => load(event.target));
 }
 
-// Show the hint tools when the model takes hints (GET v1/model: "hints"), else hide them and drop the points.
+// Show the hint tools when the server takes hints (GET v1/model: "hints"), else hide them and drop the points.
 export function showHintTools(available) {
   $("hint-tools").hidden = !available;
   $("marks").hidden = !available;
