@@ -200,7 +200,7 @@ def test_a_release_of_a_model_that_takes_hints_colours_with_them_as_its_checkpoi
     release = export_release(checkpoint, tmp_path / "release", dtype="fp32")
     hints = parse_hints([{"x": 30, "y": 20, "color": "#2050d0", "size": 12}], "test")
     from_checkpoint, from_release = (
-        Colorizer.from_checkpoint(path, precision="fp32") for path in (checkpoint, release)
+        Colorizer.from_checkpoint(path, precision="fp32", with_hint_spread=False) for path in (checkpoint, release)
     )
     assert from_release.takes_hints
     hinted = from_release.colorize(photo(), hints=hints)

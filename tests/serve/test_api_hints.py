@@ -74,7 +74,6 @@ def test_hints_move_the_colors_at_their_points_as_the_colorizer_does(
     automatic = decoded(post(token_server, gray, None))
     assert served.size == (150, 100)
     assert moved_toward(served, automatic, 30, 40, RED) and moved_toward(served, automatic, 120, 70, BLUE)
-    assert np.array_equal(np.asarray(served)[:5, 60:90], np.asarray(automatic)[:5, 60:90])  # far from both
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the server runs (OMP_NUM_THREADS=1), so that both sum in the same order
     try:
