@@ -1,9 +1,9 @@
 """PSNR by hint count for a grid of hint spread settings (pix2color.hint_spread.HintSpread) over one checkpoint.
 
-The model runs once per batch and hint count (hints by ``evaluate.py --hints``' protocol, the same positions);
-every setting spreads the same hints over that output. Tune on other photos than those you report: docs/hints.md
-tuned on ../shared/data/extra and reports ../shared/data/val with ``evaluate.py`` (``--no-hint-spread`` is moot
-here: the script always spreads the hints itself):
+The model runs once per batch, on its own as under the spread; every setting spreads the same hints (by
+``evaluate.py --hints``' protocol, the same positions) over that output. Tune on other photos than those you
+report: docs/hints.md tuned on ../shared/data/extra and reports ../shared/data/val with ``evaluate.py``
+(``--no-hint-spread`` is moot here: the script always spreads the hints itself):
 
     python scripts/sweep_hint_spread.py --data ../shared/data/extra --checkpoint runs/q/checkpoints/pretrain/best.pt \\
         --reach 0.2 0.3 --keep-weight 0.01 0.05 --lightness-sigma 0.1 0.2 --chroma-sigma 0.1 0.2
@@ -41,16 +41,16 @@ def sweep(
     counts: Sequence[int],
     settings: Sequence[HintSpread],
 ) -> dict[tuple[int, int], float]:
-    """(setting index, count) -> mean PSNR over the images of ``batches``; the model's own use of the hints
-    (when it reads them) is in every setting, the spread differs."""
+    """(setting index, count) -> mean PSNR over the images of ``batches``; the model colours on its own, as it
+    does under the spread in :class:`~pix2color.inference.Colorizer`, and each setting spreads the hints over it."""
     psnr: dict[tuple[int, int], list[torch.Tensor]] = {}
     for index, (_, truth) in enumerate(batches):
         lightness, chroma = color.rgb_to_l_chroma(colorizer.shrink(truth), colorizer.space)
+        automatic = colorizer.predict_chroma(lightness)
         for count in counts:
             hints = evaluation_hints(chroma, count, index) if count else None
-            raw = colorizer.predict_chroma(lightness, hints=hints if colorizer.takes_hints else None)
             for number, setting in enumerate(settings):
-                spread = raw if hints is None else spread_hints(lightness, raw, hints, setting)
+                spread = automatic if hints is None else spread_hints(lightness, automatic, hints, setting)
                 psnr.setdefault((number, count), []).append(metrics.psnr(colorizer.join(truth, spread), truth))
     return {key: torch.cat(values).mean().item() for key, values in psnr.items()}
 
