@@ -38,12 +38,20 @@ def predict_with_hints(
         counts: hint counts per image.
         seed: the positions' seed (the batch's index: the same for every checkpoint).
     """
+    lightness, hints_by_count = hinted_inputs(colorizer, truth, counts, seed)
+    return {
+        count: (colorizer.join(truth, colorizer.predict_chroma(lightness, hints=hints)).contiguous(), hints)
+        for count, hints in hints_by_count.items()
+    }
+
+
+def hinted_inputs(
+    colorizer: Colorizer, truth: Tensor, counts: Sequence[int], seed: int
+) -> tuple[Tensor, dict[int, Tensor | None]]:
+    """The (B, 1, S, S) lightness of ``truth`` (B, 3, H, W) uint8 at the colorizer's render size, and per count its
+    (B, 3, S, S) hints from the truth by Zhang et al.'s protocol (None for 0); shrunk and converted once."""
     lightness, chroma = color.rgb_to_l_chroma(colorizer.shrink(truth), colorizer.space)
-    results = {}
-    for count in counts:
-        hints = evaluation_hints(chroma, count, seed) if count else None
-        results[count] = colorizer.join(truth, colorizer.predict_chroma(lightness, hints=hints)).contiguous(), hints
-    return results
+    return lightness, {count: evaluation_hints(chroma, count, seed) if count else None for count in counts}
 
 
 def hinted_label(label: str, count: int) -> str:

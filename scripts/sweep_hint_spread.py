@@ -20,14 +20,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from pix2color import color, metrics
+from pix2color import metrics
 from pix2color.commands.common import run_cli
 from pix2color.commands.model_flags import add_model_args, colorizers_from_args
 from pix2color.data import list_images
 from pix2color.errors import UserError
-from pix2color.evaluation import iter_batches
+from pix2color.evaluation import hinted_inputs, iter_batches
 from pix2color.hint_spread import HintSpread, spread_hints
-from pix2color.hints import evaluation_hints
 from pix2color.inference import Colorizer
 
 COUNTS = (0, 1, 2, 5, 10, 20, 50, 100)
@@ -45,10 +44,9 @@ def sweep(
     does under the spread in :class:`~pix2color.inference.Colorizer`, and each setting spreads the hints over it."""
     psnr: dict[tuple[int, int], list[torch.Tensor]] = {}
     for index, (_, truth) in enumerate(batches):
-        lightness, chroma = color.rgb_to_l_chroma(colorizer.shrink(truth), colorizer.space)
+        lightness, hints_by_count = hinted_inputs(colorizer, truth, counts, index)
         automatic = colorizer.predict_chroma(lightness)
-        for count in counts:
-            hints = evaluation_hints(chroma, count, index) if count else None
+        for count, hints in hints_by_count.items():
             for number, setting in enumerate(settings):
                 spread = automatic if hints is None else spread_hints(lightness, automatic, hints, setting)
                 psnr.setdefault((number, count), []).append(metrics.psnr(colorizer.join(truth, spread), truth))
